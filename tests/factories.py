@@ -1,0 +1,54 @@
+"""factory-boy factories for every model the tests create."""
+
+import datetime
+
+import factory
+from django.utils import timezone
+
+from reports.models import Report
+from violations.choices import Certainty, PerpetratorAffiliation, ViolationType
+from violations.models import Violation, ViolationSource
+
+
+class ReportFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Report
+
+    text = factory.Sequence(
+        lambda n: f"قصف جوي على بلدة كفرنبل أدى إلى مقتل 3 مدنيين، رسالة رقم {n}"
+    )
+    source_url = factory.Sequence(lambda n: f"https://t.me/syria_news/{n}")
+    channel = "syria_news"
+    message_id = factory.Sequence(lambda n: n)
+    language = Report.Language.ARABIC
+    published_at = factory.LazyFunction(
+        lambda: timezone.now() - datetime.timedelta(hours=2)
+    )
+    scraped_at = factory.LazyFunction(timezone.now)
+
+
+class ViolationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Violation
+
+    violation_type = ViolationType.AIRSTRIKE
+    incident_date = factory.LazyFunction(
+        lambda: timezone.localdate() - datetime.timedelta(days=1)
+    )
+    location_name_en = "Kafranbel"
+    location_name_ar = "كفرنبل"
+    admin_division_en = "Idlib"
+    admin_division_ar = "إدلب"
+    description_en = "An airstrike on Kafranbel killed three civilians."
+    perpetrator_affiliation = PerpetratorAffiliation.UNKNOWN
+    certainty = Certainty.PROBABLE
+    casualties = 3
+
+
+class ViolationSourceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ViolationSource
+
+    violation = factory.SubFactory(ViolationFactory)
+    report = factory.SubFactory(ReportFactory)
+    role = ViolationSource.Role.CREATED
