@@ -111,7 +111,8 @@ class ReportManager(models.Manager.from_queryset(ReportQuerySet)):
                 not_before=None,
                 claim_token=token,
             )
-            claimed = self.filter(claim_token=token).order_by(
+            # pk__in keeps this an index lookup; claim_token has no index.
+            claimed = self.filter(pk__in=candidate_ids, claim_token=token).order_by(
                 "-priority", "-scraped_at", "-id"
             )
             return list(claimed)
@@ -456,3 +457,19 @@ class Report(models.Model):
             "error_details": self.error_details,
             "started_at": self.started_at,
         }
+
+
+class Lease(models.Model):
+    """A named hold on a shared resource, taken by one holder until it expires.
+
+    Rows are the slots of the global Claude-call limit and the batch lock
+    (see reports.limits). The expiry frees the hold of a process that died
+    without giving it back.
+    """
+
+    name = models.CharField(max_length=64, primary_key=True)
+    holder = models.CharField(max_length=100, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.holder or 'free'})"
