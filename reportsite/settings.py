@@ -185,6 +185,9 @@ if not 0 < VIOLATIONS_DUPLICATE_THRESHOLD <= 1:
 VIOLATIONS_DUPLICATE_DATE_WINDOW_DAYS = env_int(
     "VIOLATIONS_DUPLICATE_DATE_WINDOW_DAYS", 1
 )
+# Two accounts whose coordinates are this close name the same place even when
+# their place names are spelled too differently to match.
+VIOLATIONS_DUPLICATE_RADIUS_KM = env_number("VIOLATIONS_DUPLICATE_RADIUS_KM", 2.0)
 
 # --- django-q2 ---------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
