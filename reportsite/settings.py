@@ -194,11 +194,22 @@ REDIS_URL = env_str("REDIS_URL")
 Q_CLUSTER = {
     "name": "reports",
     "workers": env_int("Q_WORKERS", 2, minimum=1),
-    # A task may run for the batch budget plus the slowest call in flight.
-    "timeout": REPORTS_BATCH_TIME_BUDGET_SECONDS + 120,
+    # A batch starts no call after its budget, but a call started just before
+    # may take every SDK attempt to its timeout; a minute more covers the
+    # database writes. Killed earlier, its reports would wait for the stuck
+    # timeout.
+    "timeout": int(
+        REPORTS_BATCH_TIME_BUDGET_SECONDS
+        + CLAUDE_TIMEOUT_SECONDS * (CLAUDE_MAX_RETRIES + 1)
+        + 60
+    ),
     # Must exceed timeout: otherwise the broker hands a still-running batch to
     # a second worker.
-    "retry": REPORTS_BATCH_TIME_BUDGET_SECONDS + 180,
+    "retry": int(
+        REPORTS_BATCH_TIME_BUDGET_SECONDS
+        + CLAUDE_TIMEOUT_SECONDS * (CLAUDE_MAX_RETRIES + 1)
+        + 120
+    ),
     # A batch that died half-way is not re-run: the reports' own retry and
     # stuck-timeout logic picks up whatever it left.
     "max_attempts": 1,
