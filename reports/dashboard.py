@@ -1,0 +1,420 @@
+"""Figures for the processing dashboard, and the SVG bar charts that show them.
+
+Every figure over time reads reports finished in the window through the
+``finished_at`` index, so the page costs the same on a million reports as on
+a thousand; only the per-status counts read the (status, attempts) index whole.
+"""
+
+import datetime
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Avg, Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncDay, TruncHour
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+from django_q.models import Schedule, Task
+
+from .models import Report
+
+DASHBOARD_DAYS = 7
+STATUS_COLOURS = {
+    Report.Status.UNPROCESSED: "#5b6770",
+    Report.Status.PROCESSING: "#1f6fb2",
+    Report.Status.PROCESSED: "#2e7d32",
+    Report.Status.FAILED: "#c62828",
+    Report.Status.IGNORED: "#8d6e63",
+    Report.Status.RETRY_PENDING: "#ef6c00",
+}
+SUCCESS_COLOUR = "#2e7d32"
+FAILURE_COLOUR = "#c62828"
+MERGED_COLOUR = "#1f6fb2"
+SUCCESS_STATUSES = (Report.Status.PROCESSED, Report.Status.IGNORED)
+FAILURE_STATUSES = (Report.Status.FAILED, Report.Status.RETRY_PENDING)
+TOKEN_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+)
+PRICE_SETTINGS = {
+    "input_tokens": "CLAUDE_PRICE_INPUT_PER_MTOK",
+    "output_tokens": "CLAUDE_PRICE_OUTPUT_PER_MTOK",
+    "cache_read_tokens": "CLAUDE_PRICE_CACHE_READ_PER_MTOK",
+    "cache_write_tokens": "CLAUDE_PRICE_CACHE_WRITE_PER_MTOK",
+}
+
+
+@dataclass
+class Bar:
+    label: str
+    segments: list[tuple[float, str]]
+    tooltip: str = ""
+    show_label: bool = True
+
+    @property
+    def total(self) -> float:
+        return sum(value for value, _ in self.segments)
+
+
+@dataclass
+class Chart:
+    title: str
+    bars: list[Bar]
+    legend: list[tuple[str, str]] = field(default_factory=list)
+    bar_width: int = 40
+    gap: int = 12
+
+    @property
+    def svg(self) -> SafeString:
+        return bar_chart_svg(self)
+
+
+def dashboard_data(*, now: datetime.datetime | None = None) -> dict[str, Any]:
+    """Everything the dashboard shows, computed at ``now`` (default: the present)."""
+    now = now or timezone.now()
+    since = now - datetime.timedelta(days=DASHBOARD_DAYS)
+    finished = Report.objects.filter(finished_at__gte=since, finished_at__lte=now)
+
+    by_status = reports_by_status()
+    outcomes = outcome_rates(finished)
+    charts = [
+        status_chart(by_status),
+        hourly_chart(finished, since=since, now=now),
+        failure_chart(outcomes["failures_by_category"]),
+        violations_chart(finished, since=since, now=now),
+    ]
+    return {
+        "now": now,
+        "since": since,
+        "days": DASHBOARD_DAYS,
+        "by_status": by_status,
+        "queue": queue_summary(now=now),
+        "outcomes": outcomes,
+        "times": processing_times(finished),
+        "tokens": token_usage(finished),
+        "violations": violation_totals(finished),
+        "charts": charts,
+        "schedules": schedule_status(),
+    }
+
+
+# --- figures ----------------------------------------------------------------
+
+
+def reports_by_status() -> list[dict[str, Any]]:
+    """Every status with its report count, in lifecycle order, zeros included."""
+    counts = dict(
+        Report.objects.order_by()
+        .values_list("status")
+        .annotate(count=Count("pk"))
+        .values_list("status", "count")
+    )
+    return [
+        {
+            "status": status.value,
+            "label": status.label,
+            "count": counts.get(status.value, 0),
+        }
+        for status in Report.Status
+    ]
+
+
+def queue_summary(*, now: datetime.datetime) -> dict[str, int]:
+    """Ready to claim now, waiting for a retry, and stuck in processing."""
+    stuck_cutoff = now - datetime.timedelta(
+        seconds=settings.REPORTS_STUCK_TIMEOUT_SECONDS
+    )
+    waiting = Report.objects.order_by().aggregate(
+        retry_pending=Count("pk", filter=Q(status=Report.Status.RETRY_PENDING)),
+        stuck=Count(
+            "pk",
+            filter=Q(status=Report.Status.PROCESSING, started_at__lte=stuck_cutoff),
+        ),
+        processing=Count("pk", filter=Q(status=Report.Status.PROCESSING)),
+    )
+    ready = Report.objects.ready_for_processing(now=now).order_by().count()
+    return {"ready": ready, **waiting}
+
+
+def outcome_rates(finished: QuerySet) -> dict[str, Any]:
+    """Successes and failures among reports finished in the window, by category."""
+    totals = finished.order_by().aggregate(
+        succeeded=Count("pk", filter=Q(status__in=SUCCESS_STATUSES)),
+        failed=Count("pk", filter=Q(status__in=FAILURE_STATUSES)),
+    )
+    total = totals["succeeded"] + totals["failed"]
+    categories = (
+        finished.filter(status__in=FAILURE_STATUSES)
+        .exclude(error_category="")
+        .order_by()
+        .values_list("error_category")
+        .annotate(count=Count("pk"))
+        .values_list("error_category", "count")
+    )
+    failures_by_category = [
+        {"category": category, "label": label, "count": count}
+        for category, count in sorted(categories, key=lambda item: -item[1])
+        for label in [Report.ErrorCategory(category).label]
+    ]
+    return {
+        **totals,
+        "total": total,
+        "success_rate": percentage(totals["succeeded"], total),
+        "failure_rate": percentage(totals["failed"], total),
+        "failures_by_category": failures_by_category,
+    }
+
+
+def processing_times(finished: QuerySet) -> dict[str, float | None]:
+    """Mean and 95th percentile processing time in seconds of processed reports."""
+    times = finished.filter(
+        status=Report.Status.PROCESSED, processing_time_ms__isnull=False
+    ).order_by()
+    summary = times.aggregate(mean=Avg("processing_time_ms"), count=Count("pk"))
+    if not summary["count"]:
+        return {"mean": None, "p95": None, "count": 0}
+
+    # Nearest-rank percentile: portable (SQLite has no percentile function)
+    # and one indexed-range read of the window.
+    rank = max(0, -(-summary["count"] * 95 // 100) - 1)
+    ordered = times.order_by("processing_time_ms").values_list(
+        "processing_time_ms", flat=True
+    )
+    return {
+        "mean": summary["mean"] / 1000,
+        "p95": ordered[rank] / 1000,
+        "count": summary["count"],
+    }
+
+
+def token_usage(finished: QuerySet) -> dict[str, Any]:
+    """Tokens spent in the window and their estimated cost in US dollars."""
+    sums = finished.order_by().aggregate(**{name: Sum(name) for name in TOKEN_FIELDS})
+    tokens = {name: sums[name] or 0 for name in TOKEN_FIELDS}
+    cost = sum(
+        tokens[name] * getattr(settings, PRICE_SETTINGS[name]) / 1_000_000
+        for name in TOKEN_FIELDS
+    )
+    return {**tokens, "total": sum(tokens.values()), "cost": cost}
+
+
+def violation_totals(finished: QuerySet) -> dict[str, int]:
+    """Violations created and merged by reports processed in the window."""
+    sums = finished.order_by().aggregate(
+        created=Sum("violations_created"), merged=Sum("violations_merged")
+    )
+    return {"created": sums["created"] or 0, "merged": sums["merged"] or 0}
+
+
+def schedule_status() -> list[dict[str, Any]]:
+    """Each django-q2 schedule with its next run and the result of its last task."""
+    schedules = list(Schedule.objects.order_by("next_run"))
+    task_ids = [schedule.task for schedule in schedules if schedule.task]
+    tasks = {task.id: task for task in Task.objects.filter(id__in=task_ids)}
+    return [
+        {
+            "name": schedule.name or schedule.func,
+            "func": schedule.func,
+            "cron": schedule.cron or schedule.get_schedule_type_display(),
+            "next_run": schedule.next_run,
+            "repeats": schedule.repeats,
+            "last_task": tasks.get(schedule.task),
+            "last_result": short_result(tasks.get(schedule.task)),
+        }
+        for schedule in schedules
+    ]
+
+
+def short_result(task: Task | None) -> str:
+    if task is None:
+        return ""
+    return str(task.result)[:300]
+
+
+def percentage(part: int, whole: int) -> float | None:
+    return round(100 * part / whole, 1) if whole else None
+
+
+# --- charts -----------------------------------------------------------------
+
+
+def status_chart(by_status: list[dict[str, Any]]) -> Chart:
+    bars = [
+        Bar(
+            label=row["label"],
+            segments=[(row["count"], STATUS_COLOURS[row["status"]])],
+            tooltip=f"{row['label']}: {row['count']}",
+        )
+        for row in by_status
+    ]
+    return Chart("Reports by status", bars, bar_width=70)
+
+
+def failure_chart(failures: list[dict[str, Any]]) -> Chart:
+    bars = [
+        Bar(
+            label=row["label"],
+            segments=[(row["count"], FAILURE_COLOUR)],
+            tooltip=f"{row['label']}: {row['count']}",
+        )
+        for row in failures
+    ]
+    return Chart("Failures by category", bars, bar_width=90)
+
+
+def hourly_chart(
+    finished: QuerySet, *, since: datetime.datetime, now: datetime.datetime
+) -> Chart:
+    """Reports finished per hour, successes and failures stacked."""
+    rows = (
+        finished.order_by()
+        .annotate(hour=TruncHour("finished_at"))
+        .values_list("hour")
+        .annotate(
+            succeeded=Count("pk", filter=Q(status__in=SUCCESS_STATUSES)),
+            failed=Count("pk", filter=Q(status__in=FAILURE_STATUSES)),
+        )
+        .values_list("hour", "succeeded", "failed")
+    )
+    by_hour = {hour: (succeeded, failed) for hour, succeeded, failed in rows}
+
+    bars = []
+    for hour in time_slots(since, now, datetime.timedelta(hours=1)):
+        succeeded, failed = by_hour.get(hour, (0, 0))
+        bars.append(
+            Bar(
+                label=hour.strftime("%d %b"),
+                segments=[(succeeded, SUCCESS_COLOUR), (failed, FAILURE_COLOUR)],
+                tooltip=f"{hour:%Y-%m-%d %H:00}: {succeeded} processed, "
+                f"{failed} failed",
+                show_label=hour.hour == 0,
+            )
+        )
+    legend = [("processed or ignored", SUCCESS_COLOUR), ("failed", FAILURE_COLOUR)]
+    return Chart("Reports finished per hour", bars, legend, bar_width=5, gap=1)
+
+
+def violations_chart(
+    finished: QuerySet, *, since: datetime.datetime, now: datetime.datetime
+) -> Chart:
+    """Violations created and merged per day, stacked."""
+    rows = (
+        finished.order_by()
+        .annotate(day=TruncDay("finished_at"))
+        .values_list("day")
+        .annotate(created=Sum("violations_created"), merged=Sum("violations_merged"))
+        .values_list("day", "created", "merged")
+    )
+    by_day = {day: (created or 0, merged or 0) for day, created, merged in rows}
+
+    bars = []
+    for day in time_slots(since, now, datetime.timedelta(days=1)):
+        created, merged = by_day.get(day, (0, 0))
+        bars.append(
+            Bar(
+                label=day.strftime("%d %b"),
+                segments=[(created, SUCCESS_COLOUR), (merged, MERGED_COLOUR)],
+                tooltip=f"{day:%Y-%m-%d}: {created} created, {merged} merged",
+            )
+        )
+    legend = [("created", SUCCESS_COLOUR), ("merged", MERGED_COLOUR)]
+    return Chart("Violations created and merged per day", bars, legend, bar_width=50)
+
+
+def time_slots(
+    since: datetime.datetime, now: datetime.datetime, step: datetime.timedelta
+) -> list[datetime.datetime]:
+    """Slot starts from the slot holding ``since`` to the one holding ``now``."""
+    if step >= datetime.timedelta(days=1):
+        start = since.replace(hour=0, minute=0, second=0, microsecond=0)
+    else:
+        start = since.replace(minute=0, second=0, microsecond=0)
+    slots = []
+    while start <= now:
+        slots.append(start)
+        start += step
+    return slots
+
+
+def bar_chart_svg(chart: Chart, *, height: int = 160) -> SafeString:
+    """An inline SVG bar chart; each bar's segments stacked bottom up."""
+    top, bottom, left = 16, 34, 36
+    plot_height = height - top - bottom
+    peak = max((bar.total for bar in chart.bars), default=0) or 1
+    step = chart.bar_width + chart.gap
+    width = left + step * len(chart.bars) + chart.gap
+
+    parts = [
+        format_html(
+            '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#999"/>'
+            '<text x="{}" y="{}" font-size="10" text-anchor="end">{}</text>'
+            '<text x="{}" y="{}" font-size="10" text-anchor="end">0</text>',
+            left,
+            top + plot_height,
+            width,
+            top + plot_height,
+            left - 4,
+            top + 4,
+            f"{peak:g}",
+            left - 4,
+            top + plot_height,
+        )
+    ]
+    for index, bar in enumerate(chart.bars):
+        x = left + chart.gap + index * step
+        parts.append(bar_svg(bar, x, top + plot_height, plot_height / peak, chart))
+
+    return format_html(
+        '<svg class="chart" role="img" aria-label="{}" width="{}" height="{}" '
+        'viewBox="0 0 {} {}" xmlns="http://www.w3.org/2000/svg">{}</svg>',
+        chart.title,
+        width,
+        height,
+        width,
+        height,
+        format_html_join("", "{}", ((part,) for part in parts)),
+    )
+
+
+def bar_svg(bar: Bar, x: float, baseline: float, scale: float, chart: Chart) -> str:
+    parts = []
+    y = baseline
+    for value, colour in bar.segments:
+        if value <= 0:
+            continue
+        segment = value * scale
+        y -= segment
+        parts.append(
+            format_html(
+                '<rect class="bar" x="{}" y="{}" width="{}" height="{}" '
+                'fill="{}"><title>{}</title></rect>',
+                f"{x:g}",
+                f"{y:.1f}",
+                chart.bar_width,
+                f"{segment:.1f}",
+                colour,
+                bar.tooltip,
+            )
+        )
+    if bar.show_label:
+        parts.append(
+            format_html(
+                '<text x="{}" y="{}" font-size="10" text-anchor="middle">{}</text>',
+                f"{x + chart.bar_width / 2:g}",
+                f"{baseline + 14:g}",
+                bar.label,
+            )
+        )
+    if bar.total and chart.bar_width >= 20:
+        parts.append(
+            format_html(
+                '<text x="{}" y="{}" font-size="10" text-anchor="middle">{}</text>',
+                f"{x + chart.bar_width / 2:g}",
+                f"{y - 3:.1f}",
+                f"{bar.total:g}",
+            )
+        )
+    return format_html_join("", "{}", ((part,) for part in parts))
