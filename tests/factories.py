@@ -52,3 +52,39 @@ class ViolationSourceFactory(factory.django.DjangoModelFactory):
     violation = factory.SubFactory(ViolationFactory)
     report = factory.SubFactory(ReportFactory)
     role = ViolationSource.Role.CREATED
+
+
+def violation_draft(**overrides) -> dict:
+    """A validated draft as ``ViolationDraft.violation_fields()`` returns it."""
+    values = {
+        "violation_type": ViolationType.AIRSTRIKE,
+        "incident_date": datetime.date(2025, 3, 14),
+        "reported_date": None,
+        "location_name_en": "Kafranbel",
+        "location_name_ar": "كفرنبل",
+        "admin_division_en": "Idlib",
+        "admin_division_ar": "إدلب",
+        "longitude": None,
+        "latitude": None,
+        "description_en": "An airstrike hit the market in Kafranbel, killing "
+        "three civilians and injuring five others.",
+        "description_ar": "غارة جوية استهدفت سوق كفرنبل أدت إلى مقتل ثلاثة "
+        "مدنيين وإصابة خمسة آخرين",
+        "perpetrator_en": "",
+        "perpetrator_ar": "",
+        "perpetrator_affiliation": PerpetratorAffiliation.UNKNOWN,
+        "certainty": Certainty.PROBABLE,
+        "casualties": 3,
+        "injured": 5,
+        "kidnapped": None,
+        "detained": None,
+        "displaced": None,
+        "victims": [],
+        "media_links": [],
+        "tags": ["market"],
+        "evidence": "قصف جوي على سوق كفرنبل",
+        "flagged": False,
+        "flag_reasons": [],
+    }
+    values.update(overrides)
+    return values
