@@ -158,6 +158,14 @@ CLAUDE_MAX_TOKENS = env_int("CLAUDE_MAX_TOKENS", 4096, minimum=256)
 CLAUDE_TIMEOUT_SECONDS = env_number("CLAUDE_TIMEOUT_SECONDS", 60, minimum=1)
 CLAUDE_MAX_RETRIES = env_int("CLAUDE_MAX_RETRIES", 2)
 CLAUDE_REQUESTS_PER_MINUTE = env_int("CLAUDE_REQUESTS_PER_MINUTE", 50, minimum=1)
+# US dollars per million tokens, for the dashboard's cost estimate; the
+# defaults are Claude Sonnet 4.5's list prices (cache writes: 5-minute cache).
+CLAUDE_PRICE_INPUT_PER_MTOK = env_number("CLAUDE_PRICE_INPUT_PER_MTOK", 3.0)
+CLAUDE_PRICE_OUTPUT_PER_MTOK = env_number("CLAUDE_PRICE_OUTPUT_PER_MTOK", 15.0)
+CLAUDE_PRICE_CACHE_READ_PER_MTOK = env_number("CLAUDE_PRICE_CACHE_READ_PER_MTOK", 0.3)
+CLAUDE_PRICE_CACHE_WRITE_PER_MTOK = env_number(
+    "CLAUDE_PRICE_CACHE_WRITE_PER_MTOK", 3.75
+)
 
 # --- Report processing ----------------------------------------------------
 REPORTS_BATCH_SIZE = env_int("REPORTS_BATCH_SIZE", 15, minimum=1)
