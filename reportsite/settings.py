@@ -1,5 +1,6 @@
 """Settings read from the environment; README.md lists each one and its default."""
 
+import datetime
 import os
 from pathlib import Path
 
@@ -196,6 +197,20 @@ VIOLATIONS_DUPLICATE_DATE_WINDOW_DAYS = env_int(
 # Two accounts whose coordinates are this close name the same place even when
 # their place names are spelled too differently to match.
 VIOLATIONS_DUPLICATE_RADIUS_KM = env_number("VIOLATIONS_DUPLICATE_RADIUS_KM", 2.0)
+
+# --- Validation of drafts ----------------------------------------------------
+# The start of the period the register documents (the March 2011 uprising); a
+# draft dated earlier is a misread date, not an old incident.
+VIOLATIONS_EARLIEST_INCIDENT_DATE = env_str(
+    "VIOLATIONS_EARLIEST_INCIDENT_DATE", "2011-03-01"
+)
+try:
+    datetime.date.fromisoformat(VIOLATIONS_EARLIEST_INCIDENT_DATE)
+except ValueError:
+    raise ImproperlyConfigured(
+        "VIOLATIONS_EARLIEST_INCIDENT_DATE must be a date as YYYY-MM-DD, not "
+        f"{VIOLATIONS_EARLIEST_INCIDENT_DATE!r}"
+    ) from None
 
 # --- django-q2 ---------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
