@@ -2,7 +2,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
@@ -176,8 +176,11 @@ class ViolationAdmin(admin.ModelAdmin):
         try:
             with transaction.atomic():
                 new_violation = split_source(source)
-        except ValueError as exc:
-            self.message_user(request, f"Not split: {exc}", messages.ERROR)
+        except (ValueError, ValidationError) as exc:
+            # A link that is not a merge, or a stored draft that no longer
+            # passes the rules: nothing was changed (the transaction rolled back).
+            reason = "; ".join(exc.messages) if hasattr(exc, "messages") else exc
+            self.message_user(request, f"Not split: {reason}", messages.ERROR)
             return HttpResponseRedirect(
                 reverse("admin:violations_violation_change", args=[violation_id])
             )
