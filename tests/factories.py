@@ -88,3 +88,56 @@ def violation_draft(**overrides) -> dict:
     }
     values.update(overrides)
     return values
+
+
+def violation_item(**overrides) -> dict:
+    """One item of Claude's ``record_violations`` input, English, grounded.
+
+    The defaults describe the report text ``incident_text()`` returns.
+    """
+    item = {
+        "violation_type": "AIRSTRIKE",
+        "incident_date": (timezone.now() - datetime.timedelta(hours=2))
+        .date()
+        .isoformat(),
+        "location_name_en": "Kafranbel",
+        "location_name_ar": "",
+        "admin_division_en": "Idlib",
+        "admin_division_ar": "",
+        "latitude": None,
+        "longitude": None,
+        "description_en": "An airstrike on Kafranbel killed 3 civilians.",
+        "description_ar": "",
+        "perpetrator_en": "Unknown",
+        "perpetrator_ar": "",
+        "perpetrator_affiliation": "unknown",
+        "certainty": "probable",
+        "casualties": 3,
+        "injured": None,
+        "kidnapped": None,
+        "detained": None,
+        "displaced": None,
+        "victims": [],
+        "tags": ["airstrike"],
+        "evidence": "An airstrike on Kafranbel in Idlib this morning killed 3",
+    }
+    item.update(overrides)
+    return item
+
+
+def incident_text(place: str = "Kafranbel", killed: int = 3) -> str:
+    return (
+        f"An airstrike on {place} in Idlib this morning killed {killed} "
+        "civilians, local medics said."
+    )
+
+
+def incident_tool_input(place: str = "Kafranbel", killed: int = 3) -> dict:
+    """The tool input Claude returns for ``incident_text(place, killed)``."""
+    item = violation_item(
+        location_name_en=place,
+        description_en=f"An airstrike on {place} killed {killed} civilians.",
+        casualties=killed,
+        evidence=f"An airstrike on {place} in Idlib this morning killed {killed}",
+    )
+    return {"violations": [item], "no_violation_reason": ""}
