@@ -70,12 +70,21 @@ def merge_values(violation: Violation, values: Mapping[str, Any]) -> dict[str, l
 def revert_changes(violation: Violation, changes: Mapping[str, list]) -> list[str]:
     """Sets each changed field back to its "before" where it still holds "after".
 
-    A field changed again since (by a later merge or by staff) is left alone.
+    A field changed again since (by a later merge or by staff) is left alone,
+    except a list: the items this change added are taken out of it.
     Returns the fields set back; nothing is saved.
     """
     reverted = []
     for field, (before, after) in changes.items():
-        if json_ready(getattr(violation, field)) != after:
+        current = json_ready(getattr(violation, field))
+        if current != after and field in UNION_FIELDS:
+            # A later merge added more; take out only what this one added. An
+            # item a later source also gave goes too: it recorded no change.
+            added = [item for item in after if item not in before]
+            setattr(violation, field, [item for item in current if item not in added])
+            reverted.append(field)
+            continue
+        if current != after:
             continue
         model_field = Violation._meta.get_field(field)
         setattr(violation, field, model_field.to_python(before))
