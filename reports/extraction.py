@@ -290,6 +290,7 @@ def _call(client: anthropic.Anthropic, *, model: str, messages: list) -> Any:
             tools=[record_violations_tool()],
             tool_choice={"type": "tool", "name": TOOL_NAME},
             messages=messages,
+            timeout=float(settings.CLAUDE_TIMEOUT_SECONDS),
         )
     except anthropic.APIError as exc:
         raise error_from_sdk(exc) from None

@@ -28,7 +28,7 @@ is empty with affiliation "unknown"; coordinates only if the post gives them.
 dead and injured of one attack are one violation.
 - Counts are people, not events: casualties (killed), injured, kidnapped, \
 detained, displaced. Count each person once, in the field that fits.
-- A vague quantity takes its least figure: several, a few, عدة, بضعة = 3; a \
+- A vague quantity takes its least figure: several, a few, عدة, بضع, بضعة = 3; a \
 dozen = 12; dozens, عشرات = 24; hundreds, مئات = 200; thousands, آلاف = 2000.
 - Dates as YYYY-MM-DD. A month alone means its first day; a range, its first \
 day; "yesterday", "today", "last night" count from the post's date. No date in \

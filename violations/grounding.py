@@ -90,8 +90,8 @@ ENGLISH_TENS = {
 }
 ENGLISH_SCALES = {"hundred": 100, "thousand": 1000}
 
-# Arabic words as they read after fold_arabic (alef forms, teh marbuta and
-# yeh folded), with both case endings where they differ.
+# Arabic number words, with both case endings where they differ; the tables
+# are folded (alef and yeh forms, teh marbuta) once below, like the text.
 ARABIC_UNITS = {
     "واحد": 1,
     "واحده": 1,
@@ -147,6 +147,8 @@ ARABIC_HUNDREDS = {
     "الفان": 2000,
     "الفين": 2000,
 }
+# After a unit: "ثلاثة آلاف" is 3000, "خمس مئة" 500.
+ARABIC_MULTIPLIERS = {"مئه": 100, "مائه": 100, "الف": 1000, "الاف": 1000}
 # Duals of words for people: the ending itself says "two". Plurals that are
 # spelled like a dual (مدنيين, مواطنين) are left out on purpose.
 ARABIC_PEOPLE_DUALS = {
@@ -188,6 +190,24 @@ VAGUE_QUANTITIES = {
     "thousands": 2000,
     "الاف": 2000,
 }
+
+
+def _folded(words: dict[str, int] | set[str]) -> Any:
+    """The table with its words spelled as fold_arabic leaves them."""
+    if isinstance(words, set):
+        return {fold_arabic(word) for word in words}
+    return {fold_arabic(word): value for word, value in words.items()}
+
+
+ARABIC_UNITS = _folded(ARABIC_UNITS)
+ARABIC_TEN = _folded(ARABIC_TEN)
+ARABIC_TEEN_HEADS = _folded(ARABIC_TEEN_HEADS)
+ARABIC_TENS = _folded(ARABIC_TENS)
+ARABIC_HUNDREDS = _folded(ARABIC_HUNDREDS)
+ARABIC_MULTIPLIERS = _folded(ARABIC_MULTIPLIERS)
+ARABIC_PEOPLE_DUALS = _folded(ARABIC_PEOPLE_DUALS)
+VAGUE_QUANTITIES = _folded(VAGUE_QUANTITIES)
+
 # The Arabic conjunction "و" joins the parts of a compound number, attached
 # to the next word ("خمسة وعشرون").
 _CONJUNCTION = "و"
@@ -302,8 +322,8 @@ def _arabic_numbers(words: list[str]) -> Iterable[int]:
             yield value + 10
         if value < 10 and joined in ARABIC_TENS:
             yield value + ARABIC_TENS[joined]
-        if value < 10 and following in ARABIC_HUNDREDS:
-            yield value * ARABIC_HUNDREDS[following]
+        if value < 10 and following in ARABIC_MULTIPLIERS:
+            yield value * ARABIC_MULTIPLIERS[following]
 
 
 def _arabic_word_value(word: str) -> int | None:

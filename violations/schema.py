@@ -21,6 +21,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationError,
     model_validator,
 )
@@ -52,10 +53,6 @@ def _iso_date(value: Any) -> Any:
     return datetime.date.fromisoformat(value.strip())
 
 
-def _text(value: Any) -> Any:
-    return value.strip() if isinstance(value, str) else value
-
-
 IsoDate = Annotated[datetime.date, BeforeValidator(_iso_date)]
 Count = Annotated[int | None, Field(strict=True, ge=0, le=MAX_COUNT)]
 
@@ -64,8 +61,10 @@ def bounded_text(max_length: int, min_length: int = 0) -> Any:
     """A stripped string type of bounded length (the database column's)."""
     return Annotated[
         str,
-        BeforeValidator(_text),
-        Field(strict=True, min_length=min_length, max_length=max_length),
+        Field(strict=True),
+        StringConstraints(
+            strip_whitespace=True, min_length=min_length, max_length=max_length
+        ),
     ]
 
 
