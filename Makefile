@@ -28,3 +28,8 @@ lint: install
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# Without a SECRET_KEY in the environment the demo runs in DEBUG mode, which
+# allows the local development key; set SECRET_KEY to run it as in production.
+demo: install
+	$(if $(SECRET_KEY),,DEBUG=true) $(BIN)/python manage.py demo
