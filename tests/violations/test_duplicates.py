@@ -224,14 +224,18 @@ def test_different_known_perpetrators_lower_the_score():
 
 
 def test_candidate_block_is_read_through_a_duplicate_index():
-    if connection.vendor != "sqlite":
-        pytest.skip("the plan on PostgreSQL depends on table statistics")
     stored()
+    if connection.vendor == "postgresql":
+        # On a near-empty table the planner rightly prefers a scan; this asks
+        # whether an index serves the query at all.
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")
 
     plan = candidate_block(violation_draft()).explain()
 
     assert "violation_dup_" in plan
-    assert "SCAN violations_violation" not in plan.replace("USING INDEX", "")
+    assert "Seq Scan" not in plan
+    assert "SCAN violations_violation\n" not in plan + "\n"
 
 
 def test_lock_keys_overlap_exactly_when_two_windows_share_a_day():
