@@ -190,6 +190,8 @@ class ReportAdmin(admin.ModelAdmin):
     # Nothing related is shown in the list: the page stays a one-table query.
     list_select_related = []
     show_full_result_count = False
+    # "Show counts" would run a COUNT per filter choice over the whole table.
+    show_facets = admin.ShowFacets.NEVER
     paginator = EstimatedCountPaginator
     actions = ["reprocess", "ignore"]
     change_form_template = "admin/reports/report/change_form.html"
