@@ -1,7 +1,7 @@
 import datetime
 
 import pytest
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models.signals import post_save
 from django.utils import timezone
 
@@ -116,6 +116,54 @@ def test_draft_with_an_unknown_field_is_recorded_not_raised():
 
     assert [error["index"] for error in result.errors] == [0]
     assert "weather" in result.errors[0]["reason"]
+    assert Violation.objects.count() == 1
+
+
+def test_a_constraint_failure_rolls_back_only_that_drafts_rows():
+    report = ReportFactory()
+    links = []
+
+    def refuse_second_link(sender, instance, created, **kwargs):
+        links.append(instance.pk)
+        if len(links) == 2:
+            raise IntegrityError("duplicate key value violates unique constraint")
+
+    post_save.connect(refuse_second_link, sender=ViolationSource)
+    try:
+        result = create_violations_from_report(
+            report=report,
+            drafts=[
+                violation_draft(),
+                violation_draft(**SHELLING),
+                violation_draft(violation_type="EXPLOSION"),
+            ],
+        )
+    finally:
+        post_save.disconnect(refuse_second_link, sender=ViolationSource)
+
+    assert result.errors == [
+        {"index": 1, "reason": "duplicate key value violates unique constraint"}
+    ]
+    # The shelling violation was inserted before its link failed; it went too.
+    types = Violation.objects.order_by("id").values_list("violation_type", flat=True)
+    assert list(types) == ["AIRSTRIKE", "EXPLOSION"]
+    assert ViolationSource.objects.count() == 2
+    assert result.violation_ids == list(
+        Violation.objects.order_by("id").values_list("id", flat=True)
+    )
+
+
+@pytest.mark.postgres
+def test_text_the_database_refuses_is_recorded_as_that_drafts_error():
+    report = ReportFactory()
+
+    result = create_violations_from_report(
+        report=report,
+        drafts=[violation_draft(description_ar="قصف\x00 جوي"), violation_draft()],
+    )
+
+    assert [error["index"] for error in result.errors] == [0]
+    assert "NUL" in result.errors[0]["reason"]
     assert Violation.objects.count() == 1
 
 
