@@ -170,58 +170,58 @@ def extract_violations(report: Report) -> ExtractionResult:
     raises ``ConfigurationError`` before any request. Touches no database.
     """
     client = get_client()
-    model = settings.CLAUDE_MODEL
     messages = [{"role": "user", "content": build_user_message(report)}]
     usage = Usage()
     started = time.monotonic()
 
-    response = _call(client, model=model, messages=messages)
-    usage.add(response.usage)
-    tool_use = _tool_use(response)
+    response, tool_use = _ask(client, messages, usage)
     outcome = _validate(tool_use.input, report)
-    calls, first_errors = 1, []
+    first_errors = outcome.errors
 
-    if outcome.errors:
-        calls, first_errors = 2, outcome.errors
+    if first_errors:
         logger.info(
             "report %s: answer failed validation (%d errors), asking once more",
             report.pk,
-            len(outcome.errors),
+            len(first_errors),
         )
-        messages += _correction_turn(response, tool_use, outcome.errors)
-        response = _call(client, model=model, messages=messages)
-        usage.add(response.usage)
-        tool_use = _tool_use(response)
+        messages += _correction_turn(response, tool_use, first_errors)
+        response, tool_use = _ask(client, messages, usage)
         outcome = _validate(tool_use.input, report)
         if outcome.envelope_error:
             raise InvalidOutput(
                 f"The corrected answer is still malformed: {outcome.envelope_error}"
             )
 
-    logger.info(
-        "report %s extracted: %d drafts, %d rejected, %d calls in %.1f s "
-        "(tokens: %d in, %d out, %d cache read, %d cache write)",
-        report.pk,
-        len(outcome.drafts),
-        len(outcome.rejected),
-        calls,
-        time.monotonic() - started,
-        usage.input_tokens,
-        usage.output_tokens,
-        usage.cache_read_tokens,
-        usage.cache_write_tokens,
-    )
-    return ExtractionResult(
+    result = ExtractionResult(
         drafts=outcome.drafts,
         rejected=outcome.rejected,
         response_id=response.id,
         usage=usage,
         stop_reason=response.stop_reason or "",
         prompt_version=PROMPT_VERSION,
-        model=response.model or model,
+        model=response.model or settings.CLAUDE_MODEL,
         no_violation_reason=outcome.no_violation_reason,
-        calls=calls,
+        calls=2 if first_errors else 1,
         first_errors=first_errors,
+    )
+    _log_result(report, result, seconds=time.monotonic() - started)
+    return result
+
+
+def _log_result(report: Report, result: ExtractionResult, *, seconds: float) -> None:
+    usage = result.usage
+    logger.info(
+        "report %s extracted: %d drafts, %d rejected, %d calls in %.1f s "
+        "(tokens: %d in, %d out, %d cache read, %d cache write)",
+        report.pk,
+        len(result.drafts),
+        len(result.rejected),
+        result.calls,
+        seconds,
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cache_read_tokens,
+        usage.cache_write_tokens,
     )
 
 
@@ -296,6 +296,13 @@ def _call(client: anthropic.Anthropic, *, model: str, messages: list) -> Any:
         raise error_from_sdk(exc) from None
     _check_stop_reason(response)
     return response
+
+
+def _ask(client: anthropic.Anthropic, messages: list, usage: Usage) -> tuple[Any, Any]:
+    """One call: the response and its tool call, its tokens added to ``usage``."""
+    response = _call(client, model=settings.CLAUDE_MODEL, messages=messages)
+    usage.add(response.usage)
+    return response, _tool_use(response)
 
 
 def _check_stop_reason(response: Any) -> None:

@@ -1,9 +1,11 @@
 """Every failure of a Claude call, served by the stand-in over real HTTP."""
 
 import datetime
+import email.utils
 import logging
 import socket
 
+import httpx2
 import pytest
 
 from reports.extraction import (
@@ -13,10 +15,12 @@ from reports.extraction import (
     ConfigurationError,
     ExtractionError,
     InvalidOutput,
+    ModelNotFound,
     Overloaded,
     RateLimited,
     SpendLimitReached,
     extract_violations,
+    parse_retry_after,
 )
 from reports.models import Report
 
@@ -105,6 +109,27 @@ def test_rate_limit_is_not_slept_out_inside_the_call(standin, report, settings):
     assert type(error) is RateLimited
     assert error.retry_after == 3600.0
     assert len(standin.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"retry-after": "12"}, 12.0),
+        ({"retry-after": "1.5"}, 1.5),
+        ({"retry-after-ms": "2500", "retry-after": "9"}, 2.5),
+        ({}, None),
+        ({"retry-after": "soon"}, None),
+    ],
+)
+def test_retry_after_header_forms(headers, seconds):
+    assert parse_retry_after(httpx2.Headers(headers)) == seconds
+
+
+def test_retry_after_as_a_date():
+    later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=90)
+    headers = httpx2.Headers({"retry-after": email.utils.format_datetime(later)})
+
+    assert 85 <= parse_retry_after(headers) <= 90
 
 
 def test_spend_limit_stops_the_batch(standin, report):
@@ -201,6 +226,20 @@ def test_bad_request_is_not_retried(standin, report, settings):
     assert error.stops_batch is False
     assert "prompt is too long: 212345 tokens > 200000 maximum" in str(error)
     assert len(standin.requests) == 1
+
+
+def test_unknown_model_or_address_stops_the_batch(standin, report, settings):
+    settings.CLAUDE_MODEL = "claude-sonnet-4-5"
+    settings.ANTHROPIC_BASE_URL = f"{standin.base_url}/wrong"
+
+    error = failure(report)
+
+    assert type(error) is ModelNotFound
+    assert error.category == Report.ErrorCategory.BAD_REQUEST
+    assert error.stops_batch is True
+    assert str(error).startswith(
+        "Not found; is CLAUDE_MODEL 'claude-sonnet-4-5' right? HTTP 404 Not found"
+    )
 
 
 def test_answer_without_the_tool_call_is_invalid_output(standin, report):
