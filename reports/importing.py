@@ -46,13 +46,12 @@ _USERNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
 _CHANNEL_URL = re.compile(r"^(?:https?://)?(?:t\.me|telegram\.me)/(?:s/)?([^/?#]+)/?$")
 _LINKS_AND_MENTIONS = re.compile(r"(?:https?://|www\.)\S+|@\w+")
 _KEYWORD_SEPARATORS = re.compile(r"[;,،|]")
-_ARABIC_BLOCKS = (
-    ("\u0600", "\u06ff"),
-    ("\u0750", "\u077f"),
-    ("\u08a0", "\u08ff"),
-    ("\ufb50", "\ufdff"),
-    ("\ufe70", "\ufeff"),
+# Letters only: Arabic digits and punctuation say nothing about the language.
+_ARABIC_LETTERS = re.compile(
+    "[\u0621-\u064a\u066e-\u06d3\u06d5\u06fa-\u06ff\u0750-\u077f"
+    "\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufefc]"
 )
+_LATIN_LETTERS = re.compile("[A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f]")
 
 
 class ImportFileError(Exception):
@@ -486,14 +485,9 @@ def detect_language(text: str) -> str:
     register records Arabic and English only, so any Latin script counts as
     English; a French post would be labelled ``en``.
     """
-    arabic = latin = 0
-    for char in _LINKS_AND_MENTIONS.sub(" ", text):
-        if not char.isalpha():
-            continue
-        if any(low <= char <= high for low, high in _ARABIC_BLOCKS):
-            arabic += 1
-        elif char.isascii() or "\u00c0" <= char <= "\u024f":
-            latin += 1
+    text = _LINKS_AND_MENTIONS.sub(" ", text)
+    arabic = len(_ARABIC_LETTERS.findall(text))
+    latin = len(_LATIN_LETTERS.findall(text))
     if not arabic + latin:
         return Report.Language.UNKNOWN
     share = arabic / (arabic + latin)
