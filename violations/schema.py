@@ -125,8 +125,9 @@ class ViolationDraft(BaseModel):
     def violation_fields(self) -> dict[str, Any]:
         """The values to store, keyed by Violation field name.
 
-        Unstated counts become 0 (the model's default); victims are plain
-        dicts with ISO date strings, ready for a JSON field.
+        A count the report does not state stays None ("not stated", stored
+        as the field's default, 0); victims are plain dicts with ISO date
+        strings, ready for a JSON field.
         """
         fields = self.model_dump(mode="json", exclude={"victims", "incident_date"})
         fields.update(
@@ -137,8 +138,6 @@ class ViolationDraft(BaseModel):
             flagged=self.flagged,
             flag_reasons=list(self.flag_reasons),
         )
-        for name in COUNT_FIELDS:
-            fields[name] = fields[name] or 0
         return fields
 
 

@@ -62,7 +62,7 @@ def test_valid_item_becomes_a_draft_with_model_field_values():
     assert fields["incident_date"] == datetime.date(2025, 3, 14)
     assert fields["reported_date"] == REPORT_DATE
     assert fields["casualties"] == 3
-    assert fields["detained"] == 0
+    assert fields["detained"] is None
     assert fields["flagged"] is False
     assert fields["media_links"] == []
 
