@@ -117,6 +117,8 @@ class _Action:
 
     kind: str
     options: dict[str, Any] = field(default_factory=dict)
+    # Normalised report text the answer is kept for; empty for any request.
+    report_text: str = ""
 
 
 @dataclass
@@ -172,6 +174,11 @@ class MessagesStandIn:
             return list(self._requests)
 
     @property
+    def stopped(self) -> bool:
+        """True once stop() was called; nothing is answered from then on."""
+        return self._stopping.is_set()
+
+    @property
     def pending(self) -> int:
         """Queued faults and responses not yet served."""
         with self._lock:
@@ -214,25 +221,46 @@ class MessagesStandIn:
             self.max_in_flight = self._in_flight
         self.latency = 0.0
 
-    def queue_fault(self, kind: str, *, times: int = 1, **options: Any) -> None:
+    def queue_fault(
+        self,
+        kind: str,
+        *,
+        times: int = 1,
+        report_text: str | None = None,
+        **options: Any,
+    ) -> None:
         """Serve the fault ``kind`` to the next ``times`` requests, after earlier ones.
 
-        Options: ``message`` (error text), ``retry_after`` (seconds, rate_limited,
-        default 1), ``seconds`` (timeout: how long to hold the request, default
-        just over the client's own timeout), ``input`` (malformed, max_tokens:
-        the tool input to send), ``text`` (no_tool, refusal: the text block).
+        With ``report_text`` only requests carrying that report text get it
+        (concurrent batches send requests in no fixed order).
+
+        Options: ``message`` (error text), ``retry_after`` (seconds,
+        rate_limited, default 1), ``seconds`` (timeout: how long to hold the
+        request, default just over the client's own timeout), ``input``
+        (malformed, max_tokens: the tool input to send), ``text`` (no_tool,
+        refusal: the text block).
         """
         if kind not in FAULT_KINDS:
             raise ValueError(
                 f"Unknown fault {kind!r}; one of {', '.join(FAULT_KINDS)}."
             )
+        target = normalize_text(report_text or "")
         with self._lock:
-            self._queue.extend(_Action(kind, dict(options)) for _ in range(times))
+            self._queue.extend(
+                _Action(kind, dict(options), target) for _ in range(times)
+            )
 
-    def queue_response(self, tool_input: Mapping[str, Any]) -> None:
-        """Answer the next request (after queued ones) with this tool input."""
+    def queue_response(
+        self, tool_input: Mapping[str, Any], *, report_text: str | None = None
+    ) -> None:
+        """Answer the next request (after queued ones) with this tool input.
+
+        With ``report_text``, the next request carrying that report text.
+        """
+        action = _Action("response", {"input": dict(tool_input)})
+        action.report_text = normalize_text(report_text or "")
         with self._lock:
-            self._queue.append(_Action("response", {"input": dict(tool_input)}))
+            self._queue.append(action)
 
     def record(self, text: str, tool_input: Mapping[str, Any]) -> None:
         """Answer requests carrying this report text with this tool input."""
@@ -280,14 +308,28 @@ class MessagesStandIn:
         problem = _request_problem(request)
         if problem:
             return problem
-        with self._lock:
-            action = self._queue.popleft() if self._queue else None
+        action = self._next_action(request)
         if action is None:
             return self._message(request, self._recorded_input(request))
         if action.kind == "response":
             return self._message(request, action.options["input"])
         request.fault = action.kind
         return self._fault(request, action)
+
+    def _next_action(self, request: RecordedRequest) -> _Action | None:
+        """The first queued answer meant for this request, taken off the queue."""
+        conversation = None
+        with self._lock:
+            for action in self._queue:
+                if action.report_text:
+                    if conversation is None:
+                        texts = _user_texts_latest_first(request.get("messages") or [])
+                        conversation = normalize_text(" ".join(texts))
+                    if action.report_text not in conversation:
+                        continue
+                self._queue.remove(action)
+                return action
+        return None
 
     def _recorded_input(self, request: RecordedRequest) -> dict[str, Any]:
         for text in _user_texts_latest_first(request.get("messages") or []):
@@ -377,21 +419,40 @@ class MessagesStandIn:
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "messages-standin/1"
+    # Keep-alive, as the SDK's connection pool expects of the real API.
+    protocol_version = "HTTP/1.1"
+    # An idle kept-alive connection is let go after this many seconds.
+    timeout = 30
+    # Headers and body go out in two writes; without this, Nagle's algorithm
+    # and the client's delayed ACK add about 40 ms to every answer.
+    disable_nagle_algorithm = True
 
     def do_POST(self) -> None:  # noqa: N802 (the http.server naming)
         standin: MessagesStandIn = self.server.standin  # type: ignore[attr-defined]
+        body = self._read_json()
+        if standin.stopped:
+            self._hang_up()
+            return
         if self.path.split("?", 1)[0].rstrip("/") != "/v1/messages":
             self._send(_error_reply(404, "not_found_error", "Not found"))
             return
-        body = self._read_json()
         if body is None:
             self._send(_error_reply(400, "invalid_request_error", "Body is not JSON."))
             return
         headers = {name.lower(): value for name, value in self.headers.items()}
-        self._send(standin._handle(body, headers))
+        reply = standin._handle(body, headers)
+        if standin.stopped:
+            self._hang_up()
+            return
+        self._send(reply)
 
     def do_GET(self) -> None:  # noqa: N802
         self._send(_error_reply(404, "not_found_error", "Not found"))
+
+    def _hang_up(self) -> None:
+        # A stopped server answers nothing, also on a connection kept alive
+        # from before: the client sees the connection drop.
+        self.close_connection = True
 
     def _read_json(self) -> dict[str, Any] | None:
         length = int(self.headers.get("content-length") or 0)

@@ -446,3 +446,39 @@ def test_context_manager_starts_and_stops():
     assert message.stop_reason == "tool_use"
     with pytest.raises(RuntimeError, match="not running"):
         _ = standin.base_url
+
+
+def test_targeted_fault_waits_for_its_report_text(claude_standin):
+    text, recording = sample()
+    claude_standin.queue_fault("overloaded", report_text=text)
+    claude_standin.queue_response({"violations": [{"x": 1}]}, report_text="other one")
+
+    unrelated = ask(claude_standin, "An unrelated report.")
+    with pytest.raises(anthropic.OverloadedError):
+        ask(claude_standin, text)
+    answer = ask(claude_standin, "Report: the OTHER one.")
+
+    assert unrelated.content[0].input["violations"] == []
+    assert answer.content[0].input == {"violations": [{"x": 1}]}
+    assert ask(claude_standin, text).content[0].input == recording
+    assert claude_standin.pending == 0
+
+
+def test_stopped_standin_answers_nothing_on_a_kept_alive_connection():
+    standin = MessagesStandIn().start()
+    sdk = client(standin)
+    sdk.messages.create(
+        model="claude-sonnet-4-5",
+        max_tokens=10,
+        messages=[{"role": "user", "content": "x"}],
+    )
+
+    standin.stop()
+
+    with pytest.raises(anthropic.APIConnectionError):
+        sdk.messages.create(
+            model="claude-sonnet-4-5",
+            max_tokens=10,
+            messages=[{"role": "user", "content": "x"}],
+        )
+    assert len(standin.requests) == 1
