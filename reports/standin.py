@@ -440,7 +440,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(_error_reply(400, "invalid_request_error", "Body is not JSON."))
             return
         headers = {name.lower(): value for name, value in self.headers.items()}
-        reply = standin._handle(body, headers)
+        try:
+            reply = standin._handle(body, headers)
+        except Exception:
+            # A broken test hook (a latency callable, say) should read as a
+            # server error in the test, not as a dropped connection.
+            logger.exception("stand-in failed to answer")
+            reply = _error_reply(500, "api_error", "The stand-in failed to answer.")
         if standin.stopped:
             self._hang_up()
             return
@@ -521,6 +527,10 @@ def _request_problem(request: RecordedRequest) -> _Reply | None:
     for name in ("model", "max_tokens", "messages"):
         if name not in request:
             return _error_reply(400, "invalid_request_error", f"{name}: Field required")
+    if not isinstance(request["messages"], list):
+        return _error_reply(
+            400, "invalid_request_error", "messages: Input should be a valid list"
+        )
     return None
 
 

@@ -482,3 +482,29 @@ def test_stopped_standin_answers_nothing_on_a_kept_alive_connection():
             messages=[{"role": "user", "content": "x"}],
         )
     assert len(standin.requests) == 1
+
+
+def test_request_the_api_would_refuse_gets_400(claude_standin):
+    request = urllib.request.Request(
+        f"{claude_standin.base_url}/v1/messages",
+        data=json.dumps({"model": "m", "max_tokens": 1, "messages": "hi"}).encode(),
+        headers={"anthropic-version": "2023-06-01", "x-api-key": STANDIN_API_KEY},
+    )
+
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=5)
+
+    assert caught.value.code == 400
+    assert json.loads(caught.value.read())["error"] == {
+        "type": "invalid_request_error",
+        "message": "messages: Input should be a valid list",
+    }
+
+
+def test_a_failing_latency_hook_is_a_server_error(claude_standin):
+    claude_standin.latency = lambda: 1 / 0
+
+    with pytest.raises(anthropic.InternalServerError) as caught:
+        ask(claude_standin, "x")
+
+    assert caught.value.body["error"]["message"] == "The stand-in failed to answer."
