@@ -168,44 +168,74 @@ def extract_violations(report: Report) -> ExtractionResult:
 
     Raises an ``ExtractionError`` subclass on any failure; a missing API key
     raises ``ConfigurationError`` before any request. Touches no database.
+    Takes no longer than one call with all its retries
+    (CLAUDE_TIMEOUT_SECONDS x (CLAUDE_MAX_RETRIES + 1)), the worst case the
+    batch's call slots and the stuck-report timeout are sized for.
     """
-    client = get_client()
-    messages = [{"role": "user", "content": build_user_message(report)}]
-    usage = Usage()
-    started = time.monotonic()
+    conversation = _Conversation(get_client(), report)
+    conversation.messages.append(
+        {"role": "user", "content": build_user_message(report)}
+    )
 
-    response, tool_use = _ask(client, messages, usage)
+    response, tool_use = conversation.ask()
     outcome = _validate(tool_use.input, report)
     first_errors = outcome.errors
 
     if first_errors:
-        logger.info(
-            "report %s: answer failed validation (%d errors), asking once more",
-            report.pk,
-            len(first_errors),
-        )
-        messages += _correction_turn(response, tool_use, first_errors)
-        response, tool_use = _ask(client, messages, usage)
-        outcome = _validate(tool_use.input, report)
-        if outcome.envelope_error:
-            raise InvalidOutput(
-                f"The corrected answer is still malformed: {outcome.envelope_error}"
-            )
+        response, outcome = _ask_to_correct(conversation, response, tool_use, outcome)
 
     result = ExtractionResult(
         drafts=outcome.drafts,
         rejected=outcome.rejected,
         response_id=response.id,
-        usage=usage,
+        usage=conversation.usage,
         stop_reason=response.stop_reason or "",
         prompt_version=PROMPT_VERSION,
         model=response.model or settings.CLAUDE_MODEL,
         no_violation_reason=outcome.no_violation_reason,
-        calls=2 if first_errors else 1,
+        calls=conversation.calls,
         first_errors=first_errors,
     )
-    _log_result(report, result, seconds=time.monotonic() - started)
+    _log_result(report, result, seconds=conversation.elapsed)
     return result
+
+
+def _ask_to_correct(
+    conversation: "_Conversation", response: Any, tool_use: Any, outcome: "_Outcome"
+) -> tuple[Any, "_Outcome"]:
+    """Sends the errors back once; the answer to that is final.
+
+    The correction gets what is left of the one-call budget, without retries;
+    with too little left, the first answer stands as it is.
+    """
+    report = conversation.report
+    remaining = conversation.remaining
+    if remaining < settings.CLAUDE_TIMEOUT_SECONDS / 4:
+        logger.warning(
+            "report %s: answer failed validation, %.1f s left is too little "
+            "to ask again",
+            report.pk,
+            remaining,
+        )
+        if outcome.envelope_error:
+            raise InvalidOutput(f"The answer is malformed: {outcome.envelope_error}")
+        return response, outcome
+
+    logger.info(
+        "report %s: answer failed validation (%d errors), asking once more",
+        report.pk,
+        len(outcome.errors),
+    )
+    conversation.messages += _correction_turn(response, tool_use, outcome.errors)
+    response, tool_use = conversation.ask(
+        timeout=min(settings.CLAUDE_TIMEOUT_SECONDS, remaining), retries=False
+    )
+    outcome = _validate(tool_use.input, report)
+    if outcome.envelope_error:
+        raise InvalidOutput(
+            f"The corrected answer is still malformed: {outcome.envelope_error}"
+        )
+    return response, outcome
 
 
 def _log_result(report: Report, result: ExtractionResult, *, seconds: float) -> None:
@@ -272,7 +302,44 @@ def _rate_limits_are_not_retried(request: Any, call_next: Any) -> Any:
     return response
 
 
-def _call(client: anthropic.Anthropic, *, model: str, messages: list) -> Any:
+class _Conversation:
+    """One report's exchange with Claude: messages, calls, tokens and time."""
+
+    def __init__(self, client: anthropic.Anthropic, report: Report) -> None:
+        self.client = client
+        self.report = report
+        self.messages: list[dict[str, Any]] = []
+        self.usage = Usage()
+        self.calls = 0
+        self.started = time.monotonic()
+        self.budget = settings.CLAUDE_TIMEOUT_SECONDS * (
+            settings.CLAUDE_MAX_RETRIES + 1
+        )
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def remaining(self) -> float:
+        return self.budget - self.elapsed
+
+    def ask(
+        self, *, timeout: float | None = None, retries: bool = True
+    ) -> tuple[Any, Any]:
+        """One call: the response and its tool call; tokens added to ``usage``."""
+        client = self.client if retries else self.client.with_options(max_retries=0)
+        response = _call(
+            client,
+            messages=self.messages,
+            timeout=timeout or settings.CLAUDE_TIMEOUT_SECONDS,
+        )
+        self.calls += 1
+        self.usage.add(response.usage)
+        return response, _tool_use(response)
+
+
+def _call(client: anthropic.Anthropic, *, messages: list, timeout: float) -> Any:
     """One Messages API call, SDK errors turned into ``ExtractionError``."""
     system = [
         {
@@ -284,25 +351,18 @@ def _call(client: anthropic.Anthropic, *, model: str, messages: list) -> Any:
     ]
     try:
         response = client.messages.create(
-            model=model,
+            model=settings.CLAUDE_MODEL,
             max_tokens=settings.CLAUDE_MAX_TOKENS,
             system=system,
             tools=[record_violations_tool()],
             tool_choice={"type": "tool", "name": TOOL_NAME},
             messages=messages,
-            timeout=float(settings.CLAUDE_TIMEOUT_SECONDS),
+            timeout=float(timeout),
         )
     except anthropic.APIError as exc:
         raise error_from_sdk(exc) from None
     _check_stop_reason(response)
     return response
-
-
-def _ask(client: anthropic.Anthropic, messages: list, usage: Usage) -> tuple[Any, Any]:
-    """One call: the response and its tool call, its tokens added to ``usage``."""
-    response = _call(client, model=settings.CLAUDE_MODEL, messages=messages)
-    usage.add(response.usage)
-    return response, _tool_use(response)
 
 
 def _check_stop_reason(response: Any) -> None:

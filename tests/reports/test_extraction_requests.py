@@ -5,7 +5,7 @@ import datetime
 
 import pytest
 
-from reports.extraction import CACHE_TTL, extract_violations
+from reports.extraction import CACHE_TTL, APIUnavailable, extract_violations
 from reports.models import Report
 from reports.prompts import PROMPT_VERSION, SYSTEM_PROMPT
 
@@ -227,4 +227,42 @@ def test_ungrounded_figure_comes_back_flagged_without_a_second_call(standin, rep
     assert draft.violation_fields()["flagged"] is True
     assert draft.violation_fields()["flag_reasons"] == [
         "casualties: the figure 30 does not appear in the report."
+    ]
+
+
+def test_correction_gets_the_rest_of_the_budget_without_retries(
+    standin, report, settings
+):
+    settings.CLAUDE_MAX_RETRIES = 2
+    standin.queue_response(answer({**ITEM, "certainty": "certain"}))
+    standin.queue_fault("server_error")
+
+    with pytest.raises(APIUnavailable):
+        extract_violations(report)
+
+    assert [request.status for request in standin.requests] == [200, 500]
+
+
+def test_correction_timeout_is_what_is_left_of_one_call(standin, report, settings):
+    standin.queue_response(answer({**ITEM, "certainty": "certain"}))
+
+    extract_violations(report)
+
+    first, second = (float(r.headers["x-stainless-timeout"]) for r in standin.requests)
+    assert first == 5.0
+    assert 4.0 < second < 5.0
+
+
+def test_no_correction_when_too_little_time_is_left(standin, report, settings):
+    settings.CLAUDE_TIMEOUT_SECONDS = 2
+    standin.latency = 1.6
+    standin.queue_response(answer({**ITEM, "certainty": "certain"}))
+
+    result = extract_violations(report)
+
+    assert len(standin.requests) == 1
+    assert result.calls == 1
+    assert result.drafts == []
+    assert result.rejected[0]["errors"] == [
+        "certainty: Input should be 'possible', 'probable' or 'confirmed'."
     ]
