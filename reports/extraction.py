@@ -366,6 +366,10 @@ def _call(client: anthropic.Anthropic, *, messages: list, timeout: float) -> Any
 
 
 def _check_stop_reason(response: Any) -> None:
+    if response.stop_reason == "model_context_window_exceeded":
+        raise InvalidOutput(
+            "The answer was cut off at the model's context window.", retryable=False
+        )
     if response.stop_reason == "max_tokens":
         raise InvalidOutput(
             f"The answer was cut off at {settings.CLAUDE_MAX_TOKENS} output tokens "
@@ -555,6 +559,7 @@ def parse_retry_after(headers: Any) -> float | None:
 def scrub(text: str) -> str:
     """``text`` with the configured API key and anything shaped like a key removed."""
     key = getattr(settings, "ANTHROPIC_API_KEY", "")
-    if key:
+    # A real key is long; replacing a short placeholder would garble the text.
+    if len(key) >= 8:
         text = text.replace(key, "[redacted]")
     return _KEY_PATTERN.sub("[redacted]", text)

@@ -342,3 +342,11 @@ def test_key_never_appears_in_errors_or_logs(standin, report, caplog):
     for text in [*messages, caplog.text]:
         assert KEY not in text
         assert KEY[8:] not in text
+
+
+def test_anything_shaped_like_a_key_is_scrubbed(settings):
+    settings.ANTHROPIC_API_KEY = "short"
+
+    error = BadRequest("rejected sk-ant-admin01-Zx_9-q for short")
+
+    assert str(error) == "rejected [redacted] for short"
