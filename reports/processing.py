@@ -26,6 +26,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+
 from violations.services import (
     create_violations_from_report,
     find_repost_source,
@@ -307,6 +308,9 @@ def storage_errors(errors: list[Mapping[str, Any]]) -> list[dict]:
 
 
 def save_validation_errors(report: Report, errors: list[dict]) -> None:
+    # Most answers have no rejections: skip the write when nothing changes.
+    if errors == report.validation_errors:
+        return
     Report.objects.filter(pk=report.pk).update(validation_errors=errors)
     report.validation_errors = errors
 
