@@ -100,6 +100,8 @@ def configure(args: argparse.Namespace) -> str:
 
 def make_places(rng: random.Random) -> tuple[list[dict], list[float]]:
     """Places and cumulative weights: a few towns see most incidents (Zipf)."""
+    from violations.text import normalize_place
+
     places = []
     for number in range(PLACES):
         place = {
@@ -109,6 +111,9 @@ def make_places(rng: random.Random) -> tuple[list[dict], list[float]]:
             "latitude": None,
             "longitude": None,
         }
+        # bulk_create skips save(), which is where the keys are set.
+        place["location_key_en"] = normalize_place(place["location_name_en"])
+        place["location_key_ar"] = normalize_place(place["location_name_ar"])
         if rng.random() < 0.5:
             place["latitude"] = round(rng.uniform(32.3, 37.3), 5)
             place["longitude"] = round(rng.uniform(35.7, 42.3), 5)
@@ -147,18 +152,13 @@ def top_up(
 ) -> float:
     """Bulk-loads rows until the table holds ``target``; returns seconds taken."""
     from violations.models import Violation
-    from violations.text import normalize_place
 
     started = time.perf_counter()
     missing = target - Violation.objects.count()
     while missing > 0:
         rows = []
         for _ in range(min(CHUNK, missing)):
-            values = make_values(rng, places)
-            # bulk_create skips save(), which is where the keys are set.
-            values["location_key_en"] = normalize_place(values["location_name_en"])
-            values["location_key_ar"] = normalize_place(values["location_name_ar"])
-            rows.append(Violation(**values))
+            rows.append(Violation(**make_values(rng, places)))
         Violation.objects.bulk_create(rows, batch_size=1000)
         missing -= len(rows)
     analyze()
