@@ -285,24 +285,29 @@ def split_source(source: ViolationSource) -> Violation:
         recounted = _recount(violation)
         violation.save(update_fields=[*reverted, *recounted])
 
-        report = source.report
-        values = violation_values(report=report, draft=_draft_values(source.draft))
-        split_off = Violation(**values)
-        split_off.full_clean()
-        split_off.save()
-        split_off.link_to_report(
-            report,
-            role=ViolationSource.Role.CREATED,
-            **_source_details(source.draft, values),
-        )
+        split_off = _violation_from_source(source)
     logger.info(
         "report %s split from violation %s into violation %s (%d fields set back)",
-        report.pk,
+        source.report_id,
         violation.pk,
         split_off.pk,
         len(reverted),
     )
     return split_off
+
+
+def _violation_from_source(source: ViolationSource) -> Violation:
+    """A new violation from the source's stored draft, created by its report."""
+    values = violation_values(report=source.report, draft=_draft_values(source.draft))
+    violation = Violation(**values)
+    violation.full_clean()
+    violation.save()
+    violation.link_to_report(
+        source.report,
+        role=ViolationSource.Role.CREATED,
+        **_source_details(source.draft, values),
+    )
+    return violation
 
 
 def _recount(violation: Violation) -> list[str]:
