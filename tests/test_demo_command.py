@@ -140,6 +140,7 @@ def test_running_the_demo_twice_imports_and_processes_nothing_new(offline):
         f"reports.jsonl, {samples} skipped ({samples} source URL already imported)."
     )
     assert not any(BATCH_LINE.match(line) for line in lines)
+    assert "No report is ready to process." in lines
     assert "A superuser exists already; log in with it." in lines
     assert Report.objects.count() == samples
     assert Violation.objects.count() == violations
@@ -172,3 +173,16 @@ def test_demo_with_a_bad_file_stops_before_processing(offline, tmp_path):
 
     assert str(error.value) == f"{path}, line 1: source_url is missing."
     assert Report.objects.count() == 0
+
+
+def test_demo_stops_when_a_batch_stops(claude_standin, monkeypatch):
+    monkeypatch.delenv("DEMO_ADMIN_PASSWORD", raising=False)
+    claude_standin.queue_fault("auth", times=100)
+
+    lines = run_demo()
+
+    batches = [line for line in lines if BATCH_LINE.match(line)]
+    assert len(batches) == 1
+    assert " Stopped: auth: " in batches[0]
+    assert status_count(Report.Status.PROCESSED) == 0
+    assert status_count(Report.Status.UNPROCESSED) >= 14

@@ -144,6 +144,8 @@ class Command(BaseCommand):
                 self.stdout.write(batch_line(len(summaries), summary))
                 if summary.stopped_reason or not summary.claimed:
                     break
+        if not summaries:
+            self.stdout.write("No report is ready to process.")
         return summaries
 
     def report_progress(self, result: ProcessingResult, summary: BatchSummary) -> None:
