@@ -16,7 +16,8 @@ STANDIN_NOTICE = (
 )
 BATCH_LINE = re.compile(
     r"^Batch (\d+): (\d+) claimed, (\d+) processed, (\d+) ignored, (\d+) failed, "
-    r"(\d+) to retry; (\d+) violations created, (\d+) merged; ([\d,]+) tokens; "
+    r"(\d+) to retry; (\d+) violations created, (\d+) merged; "
+    r"([\d,]+) input and output tokens; "
 )
 FIELDS = ("claimed", "processed", "ignored", "failed", "retried", "created", "merged")
 

@@ -199,8 +199,8 @@ class TestCommand:
             "  errors by category  api_error 2, overloaded 1",
             f"  oldest waiting      report {reports.pk} (unprocessed), "
             "waiting 5 h 7 min since 2026-11-30 06:53 UTC",
-            "  tokens              34,800 (input 20,800, output 4,000, cache read "
-            "10,000, cache write 0)",
+            "  tokens              34,800 in all (input 20,800, output 4,000, "
+            "cache read 10,000, cache write 0)",
             "28 reports: 20 processed, 2 ignored, 1 failed, 5 waiting; "
             "40 violations created, 4 merged.",
         ]
@@ -215,7 +215,8 @@ class TestCommand:
             "  violations          0 created, 0 merged",
             "  errors by category  none",
             "  oldest waiting      none, the queue is empty",
-            "  tokens              0 (input 0, output 0, cache read 0, cache write 0)",
+            "  tokens              0 in all (input 0, output 0, cache read 0, "
+            "cache write 0)",
             "0 reports: 0 processed, 0 ignored, 0 failed, 0 waiting; "
             "0 violations created, 0 merged.",
         ]

@@ -211,7 +211,7 @@ def batch_line(number: int, summary: BatchSummary) -> str:
         f"{summary.ignored} ignored, {summary.failed} failed, "
         f"{summary.retried} to retry; {summary.violations_created} violations "
         f"created, {summary.violations_merged} merged; {summary.tokens_used:,} "
-        f"tokens; {summary.wall_time_seconds:.1f} s."
+        f"input and output tokens; {summary.wall_time_seconds:.1f} s."
     )
     if summary.stopped_reason:
         line += f" Stopped: {summary.stopped_reason}"

@@ -86,7 +86,7 @@ def figure_rows(stats: ReportStats) -> list[tuple[str, str]]:
         ("oldest waiting", oldest_waiting_text(stats)),
         (
             "tokens",
-            f"{tokens['total']:,} (input {tokens['input']:,}, output "
+            f"{tokens['total']:,} in all (input {tokens['input']:,}, output "
             f"{tokens['output']:,}, cache read {tokens['cache_read']:,}, "
             f"cache write {tokens['cache_write']:,})",
         ),
