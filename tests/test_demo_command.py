@@ -49,7 +49,9 @@ def batch_totals(lines: list[str]) -> dict[str, int]:
 
 
 def merged_count() -> int:
-    return ViolationSource.objects.filter(role=ViolationSource.Role.MERGED).count()
+    """Links of reports to violations they did not create: merges and reposts."""
+    roles = [ViolationSource.Role.MERGED, ViolationSource.Role.REPOST]
+    return ViolationSource.objects.filter(role__in=roles).count()
 
 
 def status_count(*statuses: str) -> int:

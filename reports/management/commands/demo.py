@@ -40,7 +40,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--file",
             default=str(SAMPLE_REPORTS),
-            help="Reports to import instead of the bundled samples (JSON Lines).",
+            help="Reports to import instead of the bundled samples (JSON Lines or "
+            "CSV, as import_reports reads them).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -53,7 +54,12 @@ class Command(BaseCommand):
                 summaries = self.process_everything()
 
         self.stdout.write("")
-        call_command("report_stats", stdout=self.stdout, no_color=True)
+        call_command(
+            "report_stats",
+            stdout=self.stdout,
+            no_color=options["no_color"],
+            force_color=options["force_color"],
+        )
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS(final_line(imported, summaries)))
         self.write_admin_address(password)
@@ -67,7 +73,7 @@ class Command(BaseCommand):
 
     def import_reports(self, path: str) -> ImportResult:
         try:
-            result = import_reports_file(path, file_format="jsonl")
+            result = import_reports_file(path)
         except ImportFileError as exc:
             raise CommandError(str(exc)) from None
         already = result.skipped_by_reason()
