@@ -40,6 +40,7 @@ from .processing import (
     ProcessingResult,
     call_claude,
     finish_report,
+    interrupts_batch,
     log_result,
     prepare_report,
 )
@@ -168,6 +169,8 @@ class Batch:
         self.paused_until = 0.0
         self.pending: collections.deque[Report] = collections.deque()
         self.in_flight: dict[concurrent.futures.Future, InFlight] = {}
+        # Texts of reports sent to Claude and not yet stored.
+        self.unsettled: collections.Counter[str] = collections.Counter()
 
     def run_exclusive(self) -> BatchSummary:
         # The lock outlives the longest run: the budget plus a last call.
@@ -206,18 +209,22 @@ class Batch:
                 self.start_calls(pool)
                 if self.stop_reason():
                     self.release_pending()
-                self.wait_for_calls()
+                self.wait_for_calls(pool)
 
     def start_calls(self, pool: concurrent.futures.ThreadPoolExecutor) -> None:
         """Starts calls while this batch and the installation have room."""
         while self.pending and len(self.in_flight) < self.concurrency:
             if self.stop_reason() or self.seconds_until_next_call() > 0:
                 return
+            index = self.next_index()
+            if index is None:
+                return
             slot = self.slots.acquire()
             if slot is None:
                 return
 
-            report = self.pending.popleft()
+            report = self.pending[index]
+            del self.pending[index]
             started = time.monotonic()
             settled = prepare_report(report, claimed=True, started=started)
             if settled is not None:
@@ -228,8 +235,20 @@ class Batch:
             self.limiter.record()
             future = pool.submit(call_in_worker, report)
             self.in_flight[future] = InFlight(report, slot, started)
+            self.unsettled[report.text_hash] += 1
 
-    def wait_for_calls(self) -> None:
+    def next_index(self) -> int | None:
+        """The first pending report whose text is not in a call right now.
+
+        A repost in the same batch waits for its original's result, so it is
+        linked to the original's violations instead of sent to Claude again.
+        """
+        for index, report in enumerate(self.pending):
+            if not self.unsettled[report.text_hash]:
+                return index
+        return None
+
+    def wait_for_calls(self, pool: concurrent.futures.ThreadPoolExecutor) -> None:
         timeout = self.wait_timeout()
         if not self.in_flight:
             if self.pending:
@@ -240,13 +259,27 @@ class Batch:
             timeout=timeout,
             return_when=concurrent.futures.FIRST_COMPLETED,
         )
-        for future in done:
-            self.finish(future)
+        ended = [self.end_call(future) for future in done]
 
-    def finish(self, future: concurrent.futures.Future) -> None:
+        # Refill the window before the database work of the ended calls, so
+        # the next calls wait on Claude while this thread writes. Not when an
+        # answer asks the batch to pause or stop: that must be known first.
+        if not any(interrupts_batch(outcome) for _, outcome in ended):
+            self.start_calls(pool)
+        for call, outcome in ended:
+            self.finish(call, outcome)
+
+    def end_call(
+        self, future: concurrent.futures.Future
+    ) -> tuple[InFlight, CallOutcome]:
+        """The call is over: its slot is free for the next one."""
         call = self.in_flight.pop(future)
         self.slots.release(call.slot)
-        result = finish_report(call.report, future.result(), started=call.started)
+        return call, future.result()
+
+    def finish(self, call: InFlight, outcome: CallOutcome) -> None:
+        result = finish_report(call.report, outcome, started=call.started)
+        self.unsettled[call.report.text_hash] -= 1
         self.record(result)
 
         if result.stops_batch and not self.summary.stopped_reason:

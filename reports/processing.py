@@ -152,6 +152,14 @@ def call_claude(report: Report) -> CallOutcome:
         return CallOutcome(error=exc)
 
 
+def interrupts_batch(call: CallOutcome) -> bool:
+    """Whether this outcome pauses (rate limit) or stops (auth) a batch."""
+    error = call.error
+    return isinstance(error, ExtractionError) and (
+        error.stops_batch or error.category in DEFERRED_CATEGORIES
+    )
+
+
 def finish_report(
     report: Report, call: CallOutcome, *, started: float
 ) -> ProcessingResult:

@@ -107,7 +107,7 @@ def test_the_window_slides_past_a_slow_call(standin):
 @pytest.mark.django_db
 def test_a_batch_never_exceeds_its_concurrency(standin):
     incident_reports(standin, 6)
-    standin.latency = 0.1
+    standin.latency = 0.4
 
     summary = run_batch(limit=10, concurrency=3)
 
@@ -284,17 +284,40 @@ def test_an_exclusive_batch_gives_its_lock_and_slots_back(standin):
 @pytest.mark.django_db
 def test_a_stop_request_finishes_the_call_in_flight_and_returns_the_rest(standin):
     reports = incident_reports(standin, 3)
-    standin.latency = 0.2
-    finished: list[int] = []
+    stop = threading.Event()
 
-    summary = run_batch(
-        limit=10,
-        concurrency=1,
-        progress=lambda result, summary: finished.append(result.report_id),
-        should_stop=lambda: bool(finished),
-    )
+    def latency() -> float:
+        stop.set()  # the stop request arrives while the first call runs
+        return 0.2
+
+    standin.latency = latency
+
+    summary = run_batch(limit=10, concurrency=1, should_stop=stop.is_set)
 
     assert summary.stopped_reason == "Stop requested."
     assert (summary.processed, summary.released) == (1, 2)
-    assert Report.objects.filter(status=Report.Status.PROCESSING).count() == 0
-    assert len(reports) == 3
+    assert len(standin.requests) == 1
+    statuses = Report.objects.filter(pk__in=[r.pk for r in reports])
+    assert sorted(statuses.values_list("status", flat=True)) == [
+        "processed",
+        "unprocessed",
+        "unprocessed",
+    ]
+
+
+@pytest.mark.django_db
+def test_reposts_in_one_batch_wait_for_their_original_and_are_linked(standin):
+    (source,) = incident_reports(standin, 1)
+    copies = [
+        ReportFactory(text=source.text, source_url=f"https://example.org/{n}")
+        for n in range(3)
+    ]
+    standin.latency = 0.1
+
+    summary = run_batch(limit=10, concurrency=3)
+
+    assert len(standin.requests) == 1
+    assert (summary.processed, summary.reposts) == (4, 3)
+    assert sorted(Violation.objects.get().report_ids) == sorted(
+        [source.pk, *(copy.pk for copy in copies)]
+    )
