@@ -126,6 +126,7 @@ class _Reply:
     status: int
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    request_id: str = field(default_factory=lambda: f"req_{uuid.uuid4().hex[:24]}")
 
 
 class MessagesStandIn:
@@ -474,7 +475,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(reply.status)
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(payload)))
-            self.send_header("request-id", f"req_{uuid.uuid4().hex[:24]}")
+            self.send_header("request-id", reply.request_id)
             for name, value in reply.headers.items():
                 self.send_header(name, value)
             self.end_headers()
@@ -512,8 +513,10 @@ def _error_fault(kind: str, options: Mapping[str, Any]) -> _Reply:
 
 
 def _error_reply(status: int, error_type: str, message: str) -> _Reply:
-    body = {"type": "error", "error": {"type": error_type, "message": message}}
-    return _Reply(status, body)
+    reply = _Reply(status, {"type": "error", "error": {}})
+    reply.body["error"] = {"type": error_type, "message": message}
+    reply.body["request_id"] = reply.request_id
+    return reply
 
 
 def _request_problem(request: RecordedRequest) -> _Reply | None:

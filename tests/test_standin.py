@@ -170,14 +170,16 @@ def test_request_without_api_key_is_refused_with_401(claude_standin):
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request, timeout=5)
 
+    request_id = caught.value.headers["request-id"]
     assert caught.value.code == 401
-    assert caught.value.headers["request-id"].startswith("req_")
+    assert request_id.startswith("req_")
     assert json.loads(caught.value.read()) == {
         "type": "error",
         "error": {
             "type": "authentication_error",
             "message": "x-api-key header is required",
         },
+        "request_id": request_id,
     }
 
 
