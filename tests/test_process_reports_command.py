@@ -283,3 +283,27 @@ def test_two_batch_processes_share_the_global_limit_and_never_share_a_report(
         report.refresh_from_db()
         assert (report.status, report.attempts) == (Report.Status.PROCESSED, 1)
     assert ViolationSource.objects.count() == 24
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.django_db
+def test_a_terminal_gets_a_progress_bar(standin):
+    incident_report(standin, "Kafranbel")
+    incident_report(standin, "Saraqib")
+    out = Terminal()
+
+    call_command("process_reports", "--concurrency", "1", stdout=out)
+
+    frames = out.getvalue().split("\r")[1:]
+    assert (
+        frames[0]
+        == "[" + "#" * 15 + "." * 15 + "] 1/2 processed 1, ignored 0, failed 0"
+    )
+    assert frames[1].startswith(
+        "[" + "#" * 30 + "] 2/2 processed 2, ignored 0, failed 0\n"
+    )
+    assert SUMMARY.search(frames[1])
