@@ -130,6 +130,12 @@ class TestReportStats:
         assert stats.tokens["input"] == 10_800
         assert stats.oldest_waiting.report_id == reports.pk
 
+    def test_seven_queries_whatever_the_number_of_reports(
+        self, reports, django_assert_num_queries
+    ):
+        with django_assert_num_queries(7):
+            report_stats(since=NOW - 24 * HOUR, now=NOW)
+
     def test_as_dict_is_json_ready(self, reports):
         data = report_stats(now=NOW).as_dict()
 
