@@ -1,5 +1,7 @@
 import io
+import os
 import re
+import signal
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -189,3 +191,25 @@ def test_demo_stops_when_a_batch_stops(claude_standin, monkeypatch):
     assert " Stopped: auth: " in batches[0]
     assert status_count(Report.Status.PROCESSED) == 0
     assert status_count(Report.Status.UNPROCESSED) >= 14
+
+
+def test_ctrl_c_stops_the_demo_after_the_calls_in_flight(claude_standin, monkeypatch):
+    monkeypatch.delenv("DEMO_ADMIN_PASSWORD", raising=False)
+    interrupted = []
+
+    def interrupt_on_first_call() -> float:
+        if not interrupted:
+            interrupted.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+        return 0.0
+
+    claude_standin.latency = interrupt_on_first_call
+
+    lines = run_demo()
+
+    batches = [line for line in lines if BATCH_LINE.match(line)]
+    assert len(batches) == 1
+    assert batches[0].endswith(" Stopped: Stop requested.")
+    assert status_count(Report.Status.PROCESSING) == 0
+    assert status_count(Report.Status.UNPROCESSED) > 0
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
