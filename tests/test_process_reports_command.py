@@ -5,7 +5,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -217,15 +216,20 @@ def test_a_limit_below_one_is_an_error(option):
 @pytest.mark.django_db
 def test_loop_stops_cleanly_on_sigterm_after_the_batch(standin):
     report = incident_report(standin)
-    standin.latency = 0.3
-    timer = threading.Timer(0.1, os.kill, args=(os.getpid(), signal.SIGTERM))
-    timer.start()
+    other = incident_report(standin, "Saraqib")
 
-    output = run("--loop", "--interval", "600")
+    def latency() -> float:
+        # Sent while the first call is in flight, so the handler is in place.
+        os.kill(os.getpid(), signal.SIGTERM)
+        return 0.3
 
-    timer.join()
+    standin.latency = latency
+
+    output = run("--loop", "--interval", "600", "--concurrency", "1")
+
     report.refresh_from_db()
-    assert report.status == Report.Status.PROCESSED
+    other.refresh_from_db()
+    assert {report.status, other.status} == {"processed", "unprocessed"}
     assert output.endswith("Stopped.\n")
     assert len(SUMMARY.findall(output)) == 1
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
