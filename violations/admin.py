@@ -112,6 +112,12 @@ class ViolationAdmin(admin.ModelAdmin):
 
     # --- detail -----------------------------------------------------------------
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if formfield is not None and db_field.name.endswith("_ar"):
+            formfield.widget.attrs.update({"dir": "rtl", "lang": "ar"})
+        return formfield
+
     def get_readonly_fields(self, request: HttpRequest, obj=None) -> list[str]:
         fields = list(super().get_readonly_fields(request, obj))
         if not self.has_verify_permission(request):

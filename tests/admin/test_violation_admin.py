@@ -235,6 +235,18 @@ class TestViolationDetail:
         )
         assert f'href="{split_url}"' in content
 
+    def test_arabic_fields_are_edited_right_to_left(self, staff_client):
+        violation = ViolationFactory()
+
+        content = staff_client.get(
+            reverse("admin:violations_violation_change", args=[violation.pk])
+        ).content.decode()
+
+        assert (
+            '<input type="text" name="location_name_ar" value="كفرنبل" '
+            'class="vTextField" maxlength="200" dir="rtl" lang="ar"'
+        ) in content
+
     def test_volunteer_sees_no_split_link(self, volunteer_client):
         violation, merge = merged_violation()
         split_url = reverse(
