@@ -71,6 +71,9 @@ class BatchSummary:
     tokens_used: int = 0
     wall_time_seconds: float = 0.0
     stopped_reason: str = ""
+    # True when an auth or spend-limit answer stopped the batch: nothing can
+    # succeed until someone fixes the key or the account.
+    stopped_by_error: bool = False
     errors: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
@@ -282,8 +285,9 @@ class Batch:
         self.unsettled[call.report.text_hash] -= 1
         self.record(result)
 
-        if result.stops_batch and not self.summary.stopped_reason:
+        if result.stops_batch and not self.summary.stopped_by_error:
             self.summary.stopped_reason = f"{result.error_category}: {result.error}"
+            self.summary.stopped_by_error = True
             logger.error("batch stopped: %s", self.summary.stopped_reason)
         if result.retry_after:
             # A rate-limit answer holds for the account, so no call of this

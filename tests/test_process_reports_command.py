@@ -105,15 +105,33 @@ def test_an_empty_queue_is_a_batch_of_nothing():
 
 @pytest.mark.django_db
 def test_an_auth_error_says_why_the_batch_stopped(standin):
-    incident_report(standin)
+    report = incident_report(standin)
     standin.queue_fault("auth")
+    out = io.StringIO()
 
-    lines = run().splitlines()
+    with pytest.raises(CommandError) as error:
+        call_command("process_reports", stdout=out)
 
-    assert lines[0].startswith(
-        "Stopped early: auth: The API key was refused: HTTP 401 invalid x-api-key"
+    lines = out.getvalue().splitlines()
+    assert lines[0] == f"Stopped early: {error.value}"
+    assert str(error.value).startswith(
+        "auth: The API key was refused: HTTP 401 invalid x-api-key"
     )
     assert SUMMARY.fullmatch(lines[-1]).groups() == ("1", "0", "0", "0", "0", "1")
+    report.refresh_from_db()
+    assert (report.status, report.attempts) == (Report.Status.UNPROCESSED, 0)
+
+
+@pytest.mark.django_db
+def test_an_auth_error_on_one_report_is_an_error_too(standin):
+    report = incident_report(standin, status=Report.Status.FAILED, attempts=3)
+    standin.queue_fault("auth")
+
+    with pytest.raises(CommandError, match=r"^auth: The API key was refused"):
+        run("--report", str(report.pk))
+
+    report.refresh_from_db()
+    assert (report.status, report.attempts) == (Report.Status.UNPROCESSED, 0)
 
 
 @pytest.mark.django_db

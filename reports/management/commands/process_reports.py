@@ -101,6 +101,8 @@ class Command(BaseCommand):
         if report.status != Report.Status.PROCESSING:
             report.reset_for_reprocessing()
         result = process_report(report)
+        if result.stops_batch:
+            raise CommandError(f"{result.error_category}: {result.error}")
         if result.outcome == "skipped":
             raise CommandError(
                 f"Report {report.pk} is being processed right now; "
@@ -140,6 +142,8 @@ class Command(BaseCommand):
                     should_stop=stop.is_set,
                 )
                 self.write_summary(summary)
+                if summary.stopped_by_error and not options["loop"]:
+                    raise CommandError(summary.stopped_reason)
                 if not options["loop"]:
                     return
                 stop.wait(max(options["interval"] - summary.wall_time_seconds, 0))
