@@ -131,7 +131,8 @@ def test_user_without_the_permission_sees_no_actions(live_server, page, screensh
     log_in(page, live_server, "volunteer")
     page.goto(f"{live_server.url}/admin/reports/report/")
 
-    expect(page.locator(f'a[href="/admin/reports/report/{report.pk}/change/"]'))
+    report_link = page.locator(f'a[href="/admin/reports/report/{report.pk}/change/"]')
+    expect(report_link).to_be_visible()
     expect(page.locator('select[name="action"]')).to_have_count(0)
     expect(page.locator("text=Processing dashboard")).to_have_count(0)
     screenshot(page, "no-actions")
