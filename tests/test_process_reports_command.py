@@ -253,16 +253,22 @@ def test_loop_stops_cleanly_on_sigterm_after_the_batch(standin):
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
-def command_env(standin) -> dict[str, str]:
+def database_url_for_commands() -> str:
     database = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{database['NAME']}"
+    return (
+        f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}"
+        f"/{database['NAME']}"
+    )
+
+
+def command_env(standin) -> dict[str, str]:
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "reportsite.settings",
         "SECRET_KEY": "tests-only-secret-key",
-        "DATABASE_URL": (
-            f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}"
-            f"/{database['NAME']}"
-        ),
+        "DATABASE_URL": database_url_for_commands(),
         "ANTHROPIC_API_KEY": STANDIN_API_KEY,
         "ANTHROPIC_BASE_URL": standin.base_url,
         "CLAUDE_MAX_RETRIES": "0",
@@ -271,7 +277,7 @@ def command_env(standin) -> dict[str, str]:
     }
 
 
-@pytest.mark.postgres
+# On SQLite as on PostgreSQL: one machine with SQLite may run two batches too.
 @pytest.mark.django_db(transaction=True)
 def test_two_batch_processes_share_the_global_limit_and_never_share_a_report(
     standin,
