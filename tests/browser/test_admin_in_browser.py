@@ -132,7 +132,7 @@ def test_user_without_the_permission_sees_no_actions(live_server, page, screensh
     page.goto(f"{live_server.url}/admin/reports/report/")
 
     report_link = page.locator(f'a[href="/admin/reports/report/{report.pk}/change/"]')
-    expect(report_link).to_be_visible()
+    expect(report_link.first).to_be_visible()
     expect(page.locator('select[name="action"]')).to_have_count(0)
     expect(page.locator("text=Processing dashboard")).to_have_count(0)
     screenshot(page, "no-actions")
