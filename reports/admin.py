@@ -338,6 +338,11 @@ class ReportAdmin(admin.ModelAdmin):
 
     # --- permissions ------------------------------------------------------------
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Reports come from the scrapers through the importer, which checks
+        # and fingerprints them; the form here cannot edit their text.
+        return False
+
     def has_reprocess_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("reports.reprocess_report")
 

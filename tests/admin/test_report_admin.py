@@ -255,6 +255,11 @@ class TestPermissions:
         assert response.status_code == 200
         assert messages_of(response) == []
 
+    def test_nobody_adds_reports_by_hand(self, staff_client):
+        response = staff_client.get(reverse("admin:reports_report_add"))
+
+        assert response.status_code == 403
+
     def test_reprocess_permission_alone_offers_only_reprocess(self, db):
         permissions = ["reports.view_report", "reports.reprocess_report"]
         client = logged_in(make_user("reprocessor", permissions))
