@@ -7,7 +7,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator, MinLengthValidator
 from django.db import connection, models, transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models.lookups import Exact
 from django.utils import timezone
 
 from violations.text import normalize_text
@@ -20,6 +21,10 @@ PUBLISHED_FUTURE_TOLERANCE = datetime.timedelta(hours=1)
 def text_fingerprint(text: str) -> str:
     """SHA-256 of the normalised text: equal for reposts that differ only in form."""
     return hashlib.sha256(normalize_text(text).encode()).hexdigest()
+
+
+def is_expression(value: Any) -> bool:
+    return hasattr(value, "resolve_expression")
 
 
 class ReportQuerySet(models.QuerySet):
@@ -318,21 +323,28 @@ class Report(models.Model):
         ``violation_ids`` are the violations this report produced or
         corroborated; every one must already be linked, or ValueError is raised.
         """
-        missing = set(violation_ids) - set(self.violation_ids)
-        if missing:
-            raise ValueError(
-                f"Violations {sorted(missing)} are not linked to report {self.pk}."
-            )
-        return self._finish(
+        ids = set(violation_ids)
+        # The link check rides in the UPDATE's WHERE, so the usual case is one
+        # query; only a refused update looks at why.
+        finished = self._finish(
+            self._all_linked(ids),
             status=self.Status.PROCESSED,
             processing_time_ms=processing_time_ms,
-            violations_created=len(set(violation_ids)) - violations_merged,
+            violations_created=len(ids) - violations_merged,
             violations_merged=violations_merged,
             error_category="",
             error_message="",
             error_at=None,
             finished_at=now or timezone.now(),
         )
+        if finished:
+            return True
+        missing = ids - set(self.violation_ids)
+        if missing:
+            raise ValueError(
+                f"Violations {sorted(missing)} are not linked to report {self.pk}."
+            )
+        return False
 
     def mark_as_failed(
         self,
@@ -385,23 +397,41 @@ class Report(models.Model):
             claim_token=None,
         )
 
-    def release(self, *, not_before: datetime.datetime | None = None) -> bool:
+    def release(
+        self,
+        *,
+        not_before: datetime.datetime | None = None,
+        error_category: str = "",
+        error_message: str = "",
+        now: datetime.datetime | None = None,
+    ) -> bool:
         """Gives a claimed report back untouched: the attempt is not spent.
 
         Used when the report was never worked on (the batch stopped) or the
-        API refused it for rate reasons. The attempt count and last attempt go
-        back to what they were before the claim, and the status to
-        ``unprocessed`` (no attempt spent yet) or ``retry_pending``.
+        API refused the call for reasons not the report's own (rate, load, the
+        account). The attempt count and last attempt go back to what they were
+        before the claim, and the status to ``unprocessed`` (no attempt spent
+        yet) or ``retry_pending``. With ``error_category`` the refusal is
+        stored as the report's error (category, message, time); without it
+        the error fields are left as they were.
         """
         back_to = (
             self.Status.RETRY_PENDING if self.attempts > 1 else self.Status.UNPROCESSED
         )
+        error = {}
+        if error_category:
+            error = {
+                "error_category": self.ErrorCategory(error_category),
+                "error_message": error_message[:5000],
+                "error_at": now or timezone.now(),
+            }
         return self._finish(
             status=back_to,
             attempts=F("attempts") - 1,
             last_attempt=F("previous_attempt"),
             started_at=None,
             not_before=not_before,
+            **error,
         )
 
     def reset_for_reprocessing(self) -> bool:
@@ -415,19 +445,37 @@ class Report(models.Model):
             claim_token=None,
         )
 
-    def _finish(self, **values: Any) -> bool:
+    def _finish(self, condition: Q | None = None, **values: Any) -> bool:
         values.setdefault("claim_token", None)
         if self.claim_token is None:
             return False
-        return self._transition(
-            Q(status=self.Status.PROCESSING, claim_token=self.claim_token), **values
-        )
+        claimed = Q(status=self.Status.PROCESSING, claim_token=self.claim_token)
+        return self._transition(claimed & (condition or Q()), **values)
 
     def _transition(self, condition: Q, **values: Any) -> bool:
         changed = type(self).objects.filter(condition, pk=self.pk).update(**values)
-        if changed:
-            self.refresh_from_db(fields=[*values])
-        return bool(changed)
+        if not changed:
+            return False
+        # Plain values are known; only expressions (F("attempts") - 1) need
+        # the row read back.
+        computed = [name for name, value in values.items() if is_expression(value)]
+        for name, value in values.items():
+            if name not in computed:
+                setattr(self, name, value)
+        if computed:
+            self.refresh_from_db(fields=computed)
+        return True
+
+    def _all_linked(self, violation_ids: set[int]) -> Q | None:
+        """True in SQL when every id in ``violation_ids`` is linked to this report."""
+        if not violation_ids:
+            return None
+        links = self.violation_links.model.objects.filter(
+            report=OuterRef("pk"), violation_id__in=violation_ids
+        )
+        linked = links.values("report").annotate(n=Count("violation_id", distinct=True))
+        count = Subquery(linked.values("n"), output_field=models.IntegerField())
+        return Q(Exact(count, len(violation_ids)))
 
     # --- derived views ----------------------------------------------------------
 

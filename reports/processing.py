@@ -349,14 +349,20 @@ def release(report: Report, error: ExtractionError) -> ProcessingResult:
     """Gives the report back without spending the attempt.
 
     Rate and overload answers are about the API's load, and ``auth`` or
-    ``spend_limit`` about the account: none is the report's fault.
+    ``spend_limit`` about the account: none is the report's fault. The error
+    is still stored on the report, so the admin shows why it went back.
     """
     retry_after = None
     not_before = None
     if error.category in DEFERRED_CATEGORIES:
         retry_after = error.retry_after or DEFAULT_RETRY_AFTER_SECONDS
         not_before = timezone.now() + datetime.timedelta(seconds=retry_after)
-    if not report.release(not_before=not_before):
+    released = report.release(
+        not_before=not_before,
+        error_category=error.category,
+        error_message=str(error),
+    )
+    if not released:
         return claim_lost(report)
     return ProcessingResult(
         report_id=report.pk,

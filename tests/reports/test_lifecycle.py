@@ -1,6 +1,8 @@
 import datetime
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from reports.models import Report
@@ -64,6 +66,35 @@ def test_mark_as_processed_refuses_violations_that_are_not_linked():
 
     with pytest.raises(ValueError, match=rf"\[{stranger.pk}\] are not linked"):
         report.mark_as_processed([stranger.pk], 10)
+
+    report.refresh_from_db()
+    assert report.status == Report.Status.PROCESSING
+
+
+def test_mark_as_processed_is_one_query_when_the_links_are_in_place():
+    report = claimed_report()
+    first, second = ViolationFactory(), ViolationFactory()
+    first.link_to_report(report)
+    second.link_to_report(report, role="merged")
+
+    with CaptureQueriesContext(connection) as queries:
+        done = report.mark_as_processed([first.pk, second.pk, first.pk], 20)
+
+    assert done is True
+    assert len(queries) == 1
+    assert (report.status, report.violations_created) == ("processed", 2)
+    report.refresh_from_db()
+    assert (report.status, report.violations_created) == ("processed", 2)
+
+
+def test_mark_as_processed_refuses_a_list_with_one_link_missing():
+    report = claimed_report()
+    linked, stranger = ViolationFactory(), ViolationFactory()
+    linked.link_to_report(report)
+    stranger.link_to_report(ReportFactory())
+
+    with pytest.raises(ValueError, match=rf"\[{stranger.pk}\] are not linked"):
+        report.mark_as_processed([linked.pk, stranger.pk], 10)
 
     report.refresh_from_db()
     assert report.status == Report.Status.PROCESSING
@@ -180,6 +211,45 @@ def test_release_of_a_first_attempt_returns_to_unprocessed():
     report.refresh_from_db()
     assert report.status == Report.Status.UNPROCESSED
     assert report.attempts == 0
+
+
+def test_release_with_an_error_stores_it_without_spending_the_attempt():
+    report = claimed_report()
+
+    assert report.release(
+        error_category="spend_limit",
+        error_message="Your credit balance is too low.",
+        now=NOW,
+    )
+
+    report.refresh_from_db()
+    assert (report.status, report.attempts) == (Report.Status.UNPROCESSED, 0)
+    assert report.error_details == {
+        "category": "spend_limit",
+        "message": "Your credit balance is too low.",
+        "at": NOW.isoformat(),
+    }
+
+
+def test_release_without_an_error_keeps_the_previous_one():
+    report = ReportFactory(
+        status=Report.Status.RETRY_PENDING,
+        attempts=1,
+        last_attempt=NOW - datetime.timedelta(hours=1),
+        error_category="api_error",
+        error_message="HTTP 500 from the API",
+        error_at=NOW,
+    )
+    assert report.mark_as_processing(now=NOW)
+
+    assert report.release()
+
+    report.refresh_from_db()
+    assert report.status == Report.Status.RETRY_PENDING
+    assert (report.error_category, report.error_message) == (
+        "api_error",
+        "HTTP 500 from the API",
+    )
 
 
 def test_reset_for_reprocessing_clears_attempts():

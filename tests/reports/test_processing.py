@@ -1,4 +1,5 @@
 import datetime
+import re
 import time
 
 import pytest
@@ -238,6 +239,46 @@ def test_an_auth_error_releases_the_report_and_asks_to_stop_the_batch(standin):
     assert report.status == Report.Status.UNPROCESSED
     assert report.attempts == 0
     assert report.not_before is None
+
+
+@pytest.mark.django_db
+def test_a_spend_limit_is_stored_on_the_released_report(standin):
+    report = incident_report(standin)
+    standin.queue_fault("spend_limit")
+    before = timezone.now()
+
+    result = process_report(report)
+
+    report.refresh_from_db()
+    assert result.outcome == Outcome.RELEASED
+    assert (report.status, report.attempts) == (Report.Status.UNPROCESSED, 0)
+    assert report.error_category == Report.ErrorCategory.SPEND_LIMIT
+    assert report.error_message == result.error
+    assert re.fullmatch(
+        r"The spend limit is reached: HTTP 429 You have reached your specified "
+        r"API usage limits\. You will regain access on 2027-01-01 at 00:00 UTC\. "
+        r"\(request req_\w+\)",
+        report.error_message,
+    )
+    assert before <= report.error_at <= timezone.now()
+
+
+@pytest.mark.django_db
+def test_a_rate_limit_is_stored_on_the_released_report(standin):
+    report = incident_report(standin)
+    standin.queue_fault("rate_limited", retry_after=20)
+
+    process_report(report)
+
+    report.refresh_from_db()
+    assert (report.status, report.attempts) == (Report.Status.UNPROCESSED, 0)
+    assert report.error_category == Report.ErrorCategory.RATE_LIMITED
+    assert re.fullmatch(
+        r"Rate limited, retry after 20 s: HTTP 429 Number of request tokens has "
+        r"exceeded your per-minute rate limit\. \(request req_\w+\)",
+        report.error_message,
+    )
+    assert report.error_at is not None
 
 
 @pytest.mark.django_db
