@@ -6,8 +6,9 @@ holds idle slots, unlike fixed chunks), and does every database write itself
 as calls come back. Worker threads only talk to Claude.
 
 Starting a call needs room in this batch's window, a global slot
-(``reports.limits.CallSlots``), room under the requests-per-minute limit, and
-no rate-limit pause in force. A batch stops starting calls when its time
+(``reports.limits.CallSlots``), the installation's request turn
+(``reports.limits.RequestPace``, the requests-per-minute limit), and no
+rate-limit pause in force. A batch stops starting calls when its time
 budget is spent, when asked to stop, or on an ``auth``/``spend_limit`` error;
 reports it claimed but never started go back to the queue untouched.
 """
@@ -27,7 +28,7 @@ from .limits import (
     BATCH_LOCK,
     LEASE_MARGIN_SECONDS,
     CallSlots,
-    RequestRateLimiter,
+    RequestPace,
     acquire_lease,
     call_worst_case_seconds,
     new_holder,
@@ -170,6 +171,8 @@ class Batch:
         self.summary = BatchSummary()
         self.started = time.monotonic()
         self.paused_until = 0.0
+        # When the request turn another request holds ends, as last seen.
+        self.next_turn_at = 0.0
         self.pending: collections.deque[Report] = collections.deque()
         self.in_flight: dict[concurrent.futures.Future, InFlight] = {}
         # Texts of reports sent to Claude and not yet stored.
@@ -189,7 +192,7 @@ class Batch:
 
     def run(self) -> BatchSummary:
         self.slots = CallSlots(self.holder)
-        self.limiter = RequestRateLimiter(settings.CLAUDE_REQUESTS_PER_MINUTE)
+        self.pace = RequestPace(self.holder)
         claimed = Report.objects.claim(self.limit)
         self.summary.claimed = len(claimed)
         self.pending.extend(claimed)
@@ -235,7 +238,13 @@ class Batch:
                 self.record(settled)
                 continue
 
-            self.limiter.record()
+            # The turn is taken last, once a request will surely follow: a
+            # turn taken and not used would hold back every batch for nothing.
+            if not self.take_request_turn():
+                self.pending.insert(index, report)
+                self.slots.release(slot)
+                return
+
             future = pool.submit(call_in_worker, report)
             self.in_flight[future] = InFlight(report, slot, started)
             self.unsettled[report.text_hash] += 1
@@ -318,9 +327,14 @@ class Batch:
                 )
         return self.summary.stopped_reason
 
+    def take_request_turn(self) -> bool:
+        wait = self.pace.acquire()
+        self.next_turn_at = time.monotonic() + wait
+        return wait == 0
+
     def seconds_until_next_call(self) -> float:
-        paused = self.paused_until - time.monotonic()
-        return max(paused, self.limiter.delay(), 0.0)
+        now = time.monotonic()
+        return max(self.paused_until - now, self.next_turn_at - now, 0.0)
 
     def wait_timeout(self) -> float | None:
         if not self.pending:

@@ -1,22 +1,23 @@
-"""Limits shared by every batch: Claude-call slots, the batch lock, request rate.
+"""Limits shared by every batch: Claude-call slots, the batch lock, request pace.
 
 The global limits live in the database (the ``Lease`` table), not in Redis.
 The database is the one thing every process and machine of an installation
 already shares, on SQLite as on PostgreSQL, so the limit holds with or without
-a Redis broker and needs no second source of truth. Its cost is two small
-UPDATEs per Claude call, negligible beside a call of several seconds.
+a Redis broker and needs no second source of truth. Its cost is three small
+UPDATEs per Claude call (slot, release, request turn), negligible beside a
+call of several seconds.
 
 Each lease is taken with one conditional UPDATE ("free or expired") and carries
 an expiry, so the slot of a process killed mid-call frees itself after the
 expiry instead of lowering the limit for good.
 """
 
-import collections
 import datetime
 import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db.models import Q
@@ -26,6 +27,7 @@ from .models import Lease
 
 CALL_SLOT_PREFIX = "claude-call-"
 BATCH_LOCK = "report-batch"
+REQUEST_PACE = "claude-request-pace"
 # Time a lease outlives the longest thing it guards, for clock skew between
 # machines and the database writes that follow a call.
 LEASE_MARGIN_SECONDS = 60
@@ -106,29 +108,51 @@ class CallSlots:
         return held.count()
 
 
-class RequestRateLimiter:
-    """At most ``per_minute`` requests in any sliding 60-second window.
+class RequestPace:
+    """The installation-wide requests-per-minute limit, shared by every batch.
 
-    Kept in the process: it paces one batch. Two batches running at once may
-    together send up to twice the rate; the API's own 429 answer (which pauses
-    the batch) covers that rarer case.
+    Requests go out one turn at a time: a request takes the turn (the
+    ``REQUEST_PACE`` lease) for 60 / CLAUDE_REQUESTS_PER_MINUTE seconds and
+    never gives it back early, so any two requests of the installation are at
+    least that far apart and no 60-second window holds more than the setting.
+    Even spacing rather than bursts, because the API itself enforces a
+    per-minute limit over shorter intervals (60 a minute may be held as one a
+    second), so a burst within the minute can still be refused.
+
+    The turn is taken with the same conditional UPDATE as a call slot, atomic
+    on SQLite and PostgreSQL alike, with no lock held between statements. Each
+    machine compares the expiry with its own clock: machines whose clocks
+    differ by d seconds can send two requests up to d seconds closer.
     """
 
-    WINDOW_SECONDS = 60.0
+    def __init__(self, holder: str) -> None:
+        self.holder = holder
+        self.interval = 60.0 / settings.CLAUDE_REQUESTS_PER_MINUTE
+        Lease.objects.bulk_create([Lease(name=REQUEST_PACE)], ignore_conflicts=True)
 
-    def __init__(self, per_minute: int, clock=time.monotonic) -> None:
-        self.per_minute = per_minute
-        self.clock = clock
-        self.sent: collections.deque[float] = collections.deque()
+    def acquire(self) -> float:
+        """Takes the turn for one request.
 
-    def delay(self) -> float:
-        """Seconds to wait before the next request may be sent (0 if now)."""
-        now = self.clock()
-        while self.sent and now - self.sent[0] >= self.WINDOW_SECONDS:
-            self.sent.popleft()
-        if len(self.sent) < self.per_minute:
+        Returns 0.0 when the request may be sent now; otherwise the seconds
+        until the current turn ends, and nothing is taken.
+        """
+        now = timezone.now()
+        turn_ends = now + datetime.timedelta(seconds=self.interval)
+        taken = Lease.objects.filter(free_condition(now), name=REQUEST_PACE).update(
+            holder=self.holder, expires_at=turn_ends
+        )
+        if taken:
             return 0.0
-        return self.sent[0] + self.WINDOW_SECONDS - now
+        current = Lease.objects.filter(name=REQUEST_PACE).values_list(
+            "expires_at", flat=True
+        )
+        expires_at = current.first()
+        if expires_at is None:
+            return 0.0
+        # At least a millisecond: the turn is free only strictly after it ends.
+        return max((expires_at - now).total_seconds(), 0.001)
 
-    def record(self) -> None:
-        self.sent.append(self.clock())
+    def wait(self, sleep: Callable[[float], None] = time.sleep) -> None:
+        """Blocks until this caller holds the turn (for single-report callers)."""
+        while (delay := self.acquire()) > 0:
+            sleep(delay)

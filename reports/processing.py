@@ -34,6 +34,7 @@ from violations.services import (
 )
 
 from .extraction import ExtractionError, ExtractionResult, extract_violations
+from .limits import RequestPace, new_holder
 from .models import Report
 
 logger = logging.getLogger(__name__)
@@ -113,6 +114,8 @@ def process_report(report: Report, *, claimed: bool = False) -> ProcessingResult
         log_result(settled)
         return settled
 
+    # One report alone still keeps to the installation's request pace.
+    RequestPace(new_holder()).wait()
     call = call_claude(report)
     result = finish_report(report, call, started=started)
     log_result(result)

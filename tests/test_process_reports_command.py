@@ -273,6 +273,8 @@ def command_env(standin) -> dict[str, str]:
         "ANTHROPIC_BASE_URL": standin.base_url,
         "CLAUDE_MAX_RETRIES": "0",
         "REPORTS_MAX_CONCURRENT_CALLS": "3",
+        # As in the test settings: the pace is not what this test measures.
+        "CLAUDE_REQUESTS_PER_MINUTE": "600000",
         "LOG_LEVEL": "WARNING",
     }
 

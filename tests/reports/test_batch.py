@@ -3,10 +3,17 @@ import threading
 import time
 
 import pytest
+from django.db import connections
 from django.utils import timezone
 
 from reports.batch import run_batch
-from reports.limits import BATCH_LOCK, CallSlots, acquire_lease
+from reports.limits import (
+    BATCH_LOCK,
+    REQUEST_PACE,
+    CallSlots,
+    RequestPace,
+    acquire_lease,
+)
 from reports.models import Lease, Report
 from tests.factories import ReportFactory, incident_text, incident_tool_input
 from violations.models import Violation
@@ -193,8 +200,60 @@ def test_the_requests_per_minute_limit_holds_back_further_calls(standin, setting
 
     summary = run_batch(limit=10, concurrency=3, time_budget=0.5)
 
-    assert len(standin.requests) == 2
-    assert (summary.processed, summary.released) == (2, 1)
+    # One request every 30 s: the second waits past the budget.
+    assert len(standin.requests) == 1
+    assert (summary.processed, summary.released) == (1, 2)
+
+
+@pytest.mark.django_db
+def test_a_request_turn_taken_elsewhere_holds_the_batch_back(standin, settings):
+    incident_reports(standin, 2)
+    settings.CLAUDE_REQUESTS_PER_MINUTE = 60
+    assert RequestPace("other-host:1").acquire() == 0
+
+    summary = run_batch(limit=10, concurrency=3, time_budget=0.5)
+
+    assert len(standin.requests) == 0
+    assert (summary.processed, summary.released) == (0, 2)
+
+
+# Each batch runs on its own thread with its own database connection, as two
+# processes would; the stand-in notes when each request arrives.
+@pytest.mark.django_db(transaction=True)
+def test_two_batches_at_once_keep_together_to_the_requests_per_minute(
+    standin, settings
+):
+    settings.CLAUDE_REQUESTS_PER_MINUTE = 600
+    interval = 0.1
+    for n in range(12):
+        place = f"Qarya {chr(ord('A') + n)}{n}"
+        standin.record(incident_text(place), incident_tool_input(place))
+        ReportFactory(text=incident_text(place), language=Report.Language.ENGLISH)
+    log = RequestLog()
+    standin.latency = log
+    summaries = []
+
+    def batch() -> None:
+        try:
+            summaries.append(run_batch(limit=6, concurrency=3))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=batch) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(summary.processed for summary in summaries) == [6, 6]
+    arrivals = sorted(log.arrivals)
+    assert len(arrivals) == 12
+    # Any k + 1 requests span at least k intervals, less the jitter between
+    # taking the turn and the request reaching the stand-in.
+    for first in range(12):
+        for last in range(first + 1, 12):
+            span = arrivals[last] - arrivals[first]
+            assert span >= (last - first) * interval - 0.05, (first, last, span)
 
 
 @pytest.mark.django_db
@@ -276,7 +335,8 @@ def test_an_exclusive_batch_gives_its_lock_and_slots_back(standin):
 
     run_batch(limit=10, exclusive=True)
 
-    held = Lease.objects.exclude(holder="")
+    # The request turn is never handed back early; it simply runs out.
+    held = Lease.objects.exclude(holder="").exclude(name=REQUEST_PACE)
     assert list(held) == []
     assert Lease.objects.filter(name=BATCH_LOCK).exists()
 

@@ -5,8 +5,9 @@ from django.utils import timezone
 
 from reports.limits import (
     BATCH_LOCK,
+    REQUEST_PACE,
     CallSlots,
-    RequestRateLimiter,
+    RequestPace,
     acquire_lease,
     release_lease,
 )
@@ -93,23 +94,50 @@ def test_an_expired_batch_lock_can_be_taken_over():
     assert not release_lease(BATCH_LOCK, "host:1")
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
+@pytest.mark.django_db
+def test_one_request_turn_at_a_time_for_every_holder(settings):
+    settings.CLAUDE_REQUESTS_PER_MINUTE = 60
+    first, second = RequestPace("host:1"), RequestPace("host:2")
 
-    def __call__(self) -> float:
-        return self.now
+    assert first.acquire() == 0
+    wait = second.acquire()
+    again = first.acquire()
+
+    assert 0 < wait <= 1.0
+    assert 0 < again <= wait
+    assert Lease.objects.get(name=REQUEST_PACE).holder == "host:1"
 
 
-def test_rate_limiter_allows_the_rate_then_waits_for_the_oldest_to_age_out():
-    clock = FakeClock()
-    limiter = RequestRateLimiter(per_minute=3, clock=clock)
-    for step in range(3):
-        assert limiter.delay() == 0
-        limiter.record()
-        clock.now += 10 if step < 2 else 5
+@pytest.mark.django_db
+def test_the_turn_passes_on_once_its_interval_is_over(settings):
+    settings.CLAUDE_REQUESTS_PER_MINUTE = 60
+    first, second = RequestPace("host:1"), RequestPace("host:2")
+    assert first.acquire() == 0
+    before = timezone.now()
 
-    assert limiter.delay() == 35.0
+    Lease.objects.filter(name=REQUEST_PACE).update(
+        expires_at=timezone.now() - datetime.timedelta(milliseconds=1)
+    )
 
-    clock.now += 35
-    assert limiter.delay() == 0
+    assert second.acquire() == 0
+    lease = Lease.objects.get(name=REQUEST_PACE)
+    assert lease.holder == "host:2"
+    one_second = datetime.timedelta(seconds=1)
+    assert before + one_second <= lease.expires_at <= timezone.now() + one_second
+
+
+@pytest.mark.django_db
+def test_waiting_for_the_turn_sleeps_until_it_is_free(settings):
+    settings.CLAUDE_REQUESTS_PER_MINUTE = 60
+    RequestPace("host:1").acquire()
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        Lease.objects.filter(name=REQUEST_PACE).update(holder="", expires_at=None)
+
+    RequestPace("host:2").wait(sleep=sleep)
+
+    assert len(slept) == 1
+    assert 0 < slept[0] <= 1.0
+    assert Lease.objects.get(name=REQUEST_PACE).holder == "host:2"

@@ -5,6 +5,7 @@ import time
 import pytest
 from django.utils import timezone
 
+from reports.limits import RequestPace
 from reports.models import Report
 from reports.processing import (
     CallOutcome,
@@ -279,6 +280,22 @@ def test_a_rate_limit_is_stored_on_the_released_report(standin):
         report.error_message,
     )
     assert report.error_at is not None
+
+
+@pytest.mark.django_db
+def test_one_report_waits_for_the_installations_request_turn(standin, settings):
+    settings.CLAUDE_REQUESTS_PER_MINUTE = 300
+    report = incident_report(standin)
+    arrivals = []
+    standin.latency = lambda: arrivals.append(time.monotonic()) or 0.0
+    assert RequestPace("other-host:1").acquire() == 0
+    before = time.monotonic()
+
+    result = process_report(report)
+
+    assert result.outcome == Outcome.PROCESSED
+    # The other holder's turn lasts 60 / 300 = 0.2 s.
+    assert arrivals[0] - before >= 0.15
 
 
 @pytest.mark.django_db

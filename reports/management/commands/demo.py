@@ -27,6 +27,7 @@ SAMPLE_REPORTS = Path(__file__).resolve().parents[2] / "samples" / "reports.json
 ADMIN_USERNAME = "admin"
 # Only the local stand-in ever sees this key; it checks that one is sent.
 STANDIN_API_KEY = "sk-ant-demo-standin"
+STANDIN_REQUESTS_PER_MINUTE = 60_000
 ADMIN_ADDRESS = "http://127.0.0.1:8000/admin/"
 
 
@@ -131,8 +132,12 @@ class Command(BaseCommand):
         )
         with (
             MessagesStandIn(sample_recordings()) as standin,
+            # The stand-in has no rate limit; Claude's pace (one request every
+            # 1.2 s at 50 a minute) would only make the offline demo slow.
             override_settings(
-                ANTHROPIC_BASE_URL=standin.base_url, ANTHROPIC_API_KEY=STANDIN_API_KEY
+                ANTHROPIC_BASE_URL=standin.base_url,
+                ANTHROPIC_API_KEY=STANDIN_API_KEY,
+                CLAUDE_REQUESTS_PER_MINUTE=STANDIN_REQUESTS_PER_MINUTE,
             ),
         ):
             yield
