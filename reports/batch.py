@@ -18,7 +18,7 @@ import concurrent.futures
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -36,6 +36,7 @@ from .limits import (
 )
 from .models import Report
 from .processing import (
+    TOKEN_KINDS,
     CallOutcome,
     Outcome,
     ProcessingResult,
@@ -69,13 +70,30 @@ class BatchSummary:
     reposts: int = 0
     violations_created: int = 0
     violations_merged: int = 0
-    tokens_used: int = 0
+    # Tokens by kind, summed over the batch's calls; ``tokens_used`` is all four.
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
     wall_time_seconds: float = 0.0
     stopped_reason: str = ""
     # True when an auth or spend-limit answer stopped the batch: nothing can
     # succeed until someone fixes the key or the account.
     stopped_by_error: bool = False
     errors: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    @property
+    def tokens_used(self) -> int:
+        """All tokens: input, output, cache read and cache write."""
+        return sum(getattr(self, kind) for kind in TOKEN_KINDS)
+
+    @property
+    def tokens(self) -> dict[str, int]:
+        """Token counts under the names ``reports.stats`` uses, with the total."""
+        counts = {
+            kind.removesuffix("_tokens"): getattr(self, kind) for kind in TOKEN_KINDS
+        }
+        return {**counts, "total": self.tokens_used}
 
     @property
     def finished(self) -> int:
@@ -102,13 +120,14 @@ class BatchSummary:
         self.reposts += result.repost_of is not None
         self.violations_created += result.violations_created
         self.violations_merged += result.violations_merged
-        self.tokens_used += result.tokens_used
+        for kind in TOKEN_KINDS:
+            setattr(self, kind, getattr(self, kind) + getattr(result, kind))
         if result.error_category:
             category = result.error_category
             self.errors[category] = self.errors.get(category, 0) + 1
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "tokens_used": self.tokens_used}
 
 
 @dataclasses.dataclass
@@ -363,7 +382,8 @@ def call_in_worker(report: Report) -> CallOutcome:
 def log_summary(summary: BatchSummary) -> None:
     logger.info(
         "batch done: %s claimed, %s processed, %s ignored, %s failed, %s retried, "
-        "%s released; %s violations created, %s merged; %s tokens in %.1f s",
+        "%s released; %s violations created, %s merged; %s tokens (all kinds) "
+        "in %.1f s",
         summary.claimed,
         summary.processed,
         summary.ignored,
@@ -374,4 +394,13 @@ def log_summary(summary: BatchSummary) -> None:
         summary.violations_merged,
         summary.tokens_used,
         summary.wall_time_seconds,
+    )
+
+
+def describe_tokens(tokens: Mapping[str, int]) -> str:
+    """One line for people: the total, then each kind, as report_stats prints."""
+    return (
+        f"{tokens['total']:,} in all (input {tokens['input']:,}, output "
+        f"{tokens['output']:,}, cache read {tokens['cache_read']:,}, "
+        f"cache write {tokens['cache_write']:,})"
     )

@@ -47,6 +47,15 @@ DEFERRED_CATEGORIES = {
 }
 # Wait used when a rate-limit or overload answer carries no retry-after.
 DEFAULT_RETRY_AFTER_SECONDS = 30.0
+# The four token counts the API reports and bills, named as on Report. Every
+# "tokens used" total (results, batch summaries, report_stats, the dashboard)
+# is the sum of all four, so the figures agree with each other.
+TOKEN_KINDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+)
 
 
 class Outcome(enum.StrEnum):
@@ -71,7 +80,11 @@ class ProcessingResult:
     error: str = ""
     error_category: str = ""
     processing_time_ms: int = 0
-    tokens_used: int = 0
+    # Tokens of this attempt's calls, as the API bills them (see TOKEN_KINDS).
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
     retry_after: float | None = None
     stops_batch: bool = False
     repost_of: int | None = None
@@ -84,9 +97,18 @@ class ProcessingResult:
     def ignored(self) -> bool:
         return self.outcome == Outcome.IGNORED
 
+    @property
+    def tokens_used(self) -> int:
+        """All tokens: input, output, cache read and cache write."""
+        return sum(getattr(self, kind) for kind in TOKEN_KINDS)
+
     def as_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
-        values.update(outcome=str(self.outcome), success=self.success)
+        values.update(
+            outcome=str(self.outcome),
+            success=self.success,
+            tokens_used=self.tokens_used,
+        )
         return values
 
 
@@ -212,7 +234,6 @@ def store_extraction(
 ) -> ProcessingResult:
     """One transaction: usage, violations and links, and the final status."""
     drafts = [draft.violation_fields() for draft in extraction.drafts]
-    tokens = extraction.usage.input_tokens + extraction.usage.output_tokens
 
     with transaction.atomic():
         record_usage(report, extraction)
@@ -223,7 +244,8 @@ def store_extraction(
         else:
             result = finish_with_drafts(report, extraction, drafts, started)
 
-    result.tokens_used = tokens
+    for kind in TOKEN_KINDS:
+        setattr(result, kind, getattr(extraction.usage, kind) or 0)
     return result
 
 

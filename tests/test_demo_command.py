@@ -6,6 +6,7 @@ import signal
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.db.models import Sum
 
 from reports.models import Report
 from reports.standin import load_sample_reports
@@ -19,7 +20,14 @@ STANDIN_NOTICE = (
 BATCH_LINE = re.compile(
     r"^Batch (\d+): (\d+) claimed, (\d+) processed, (\d+) ignored, (\d+) failed, "
     r"(\d+) to retry; (\d+) violations created, (\d+) merged; "
-    r"([\d,]+) input and output tokens; "
+    r"tokens used: ([\d,]+) in all \(input ([\d,]+), output ([\d,]+), "
+    r"cache read ([\d,]+), cache write ([\d,]+)\); "
+)
+TOKEN_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
 )
 FIELDS = ("claimed", "processed", "ignored", "failed", "retried", "created", "merged")
 
@@ -86,6 +94,20 @@ def test_demo_offline_processes_every_sample_through_the_standin(offline):
     assert totals["merged"] == merged_count()
     assert totals["processed"] > 0
     assert totals["created"] > 0
+
+    # Tokens: each batch's total is its four kinds, and together the batches
+    # count what the reports store, as report_stats does.
+    batch_tokens = [
+        [int(value.replace(",", "")) for value in match.groups()[8:]]
+        for match in map(BATCH_LINE.match, lines)
+        if match
+    ]
+    assert all(total == sum(kinds) for total, *kinds in batch_tokens)
+    stored = Report.objects.aggregate(*(Sum(field) for field in TOKEN_FIELDS))
+    stored_total = sum(stored.values())
+    assert sum(total for total, *_ in batch_tokens) == stored_total
+    assert stored["cache_read_tokens__sum"] > 0
+    assert f"  tokens              {stored_total:,} in all" in " ".join(lines)
 
     # So are the statistics and the closing summary.
     counts = {status: status_count(status) for status in Report.Status}

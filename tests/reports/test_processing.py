@@ -67,7 +67,13 @@ def test_the_report_keeps_the_calls_tokens_prompt_version_and_model(standin):
     report.refresh_from_db()
     assert report.input_tokens > 0
     assert report.output_tokens > 0
-    assert result.tokens_used == report.input_tokens + report.output_tokens
+    assert result.cache_write_tokens == report.cache_write_tokens > 0
+    assert result.tokens_used == (
+        report.input_tokens
+        + report.output_tokens
+        + report.cache_read_tokens
+        + report.cache_write_tokens
+    )
     assert report.prompt_version != ""
     assert report.model_name == "claude-sonnet-4-5"
 

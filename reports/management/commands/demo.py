@@ -16,7 +16,7 @@ from django.db import connection
 from django.db.models import Count
 from django.test.utils import override_settings
 
-from reports.batch import BatchSummary, run_batch
+from reports.batch import BatchSummary, describe_tokens, run_batch
 from reports.importing import ImportFileError, ImportResult, import_reports_file
 from reports.models import Report
 from reports.processing import Outcome, ProcessingResult
@@ -221,8 +221,8 @@ def batch_line(number: int, summary: BatchSummary) -> str:
         f"Batch {number}: {summary.claimed} claimed, {summary.processed} processed, "
         f"{summary.ignored} ignored, {summary.failed} failed, "
         f"{summary.retried} to retry; {summary.violations_created} violations "
-        f"created, {summary.violations_merged} merged; {summary.tokens_used:,} "
-        f"input and output tokens; {summary.wall_time_seconds:.1f} s."
+        f"created, {summary.violations_merged} merged; tokens used: "
+        f"{describe_tokens(summary.tokens)}; {summary.wall_time_seconds:.1f} s."
     )
     if summary.stopped_reason:
         line += f" Stopped: {summary.stopped_reason}"

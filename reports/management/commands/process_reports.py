@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from reports.batch import BatchSummary, run_batch
+from reports.batch import BatchSummary, describe_tokens, run_batch
 from reports.models import Report
 from reports.processing import ProcessingResult, process_report
 
@@ -203,7 +203,8 @@ class Command(BaseCommand):
             )
         self.stdout.write(
             f"Violations: {summary.violations_created} created, "
-            f"{summary.violations_merged} merged; tokens used: {summary.tokens_used}."
+            f"{summary.violations_merged} merged; "
+            f"tokens used: {describe_tokens(summary.tokens)}."
         )
         self.stdout.write(
             self.style.SUCCESS(

@@ -3,6 +3,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from reports.batch import describe_tokens
 from reports.stats import ReportStats, parse_since, report_stats
 
 
@@ -74,7 +75,6 @@ def figure_rows(stats: ReportStats) -> list[tuple[str, str]]:
     errors = ", ".join(
         f"{name} {count:,}" for name, count in stats.errors_by_category.items()
     )
-    tokens = stats.tokens
     return [
         ("success rate", success),
         ("processing time", times),
@@ -84,12 +84,7 @@ def figure_rows(stats: ReportStats) -> list[tuple[str, str]]:
         ),
         ("errors by category", errors or "none"),
         ("oldest waiting", oldest_waiting_text(stats)),
-        (
-            "tokens",
-            f"{tokens['total']:,} in all (input {tokens['input']:,}, output "
-            f"{tokens['output']:,}, cache read {tokens['cache_read']:,}, "
-            f"cache write {tokens['cache_write']:,})",
-        ),
+        ("tokens", describe_tokens(stats.tokens)),
     ]
 
 
