@@ -36,6 +36,7 @@ OVERRIDES = {
     "source_url": "'https://t.me/bench/' || n",
     "message_id": "n",
     "channel": "'channel_' || (n %% 40)",
+    "text": "text || ' #' || n",
     "status": f"({STATUSES})[1 + n %% 7]",
     "scraped_at": "now() - make_interval(secs => n)",
     "finished_at": "now() - make_interval(secs => n)",
@@ -49,6 +50,8 @@ PAGES = [
     ("filtered by status", "/admin/reports/report/", {"status__exact": "failed"}),
     ("filtered by channel", "/admin/reports/report/", {"channel": "channel_7"}),
     ("page 500", "/admin/reports/report/", {"p": "500"}),
+    ("search, one match", "/admin/reports/report/", {"q": "123456"}),
+    ("search, no match", "/admin/reports/report/", {"q": "Saraqib"}),
     ("dashboard", "/admin/reports/report/dashboard/", {}),
 ]
 
@@ -93,6 +96,10 @@ def main() -> None:
     assert connection.vendor == "postgresql", "set DATABASE_URL to PostgreSQL"
 
     setup_test_environment()
+    # One database kept between runs, not the test run's per-process name.
+    connection.settings_dict["TEST"]["NAME"] = (
+        f"test_{connection.settings_dict['NAME']}"
+    )
     connection.creation.create_test_db(verbosity=0, keepdb=True, serialize=False)
     started = time.perf_counter()
     fill(options.rows)
