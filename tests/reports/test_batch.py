@@ -112,9 +112,18 @@ def test_the_window_slides_past_a_slow_call(standin):
 
 
 @pytest.mark.django_db
-def test_a_batch_never_exceeds_its_concurrency(standin):
+def test_a_batch_fills_its_concurrency_and_never_exceeds_it(standin):
     incident_reports(standin, 6)
-    standin.latency = 0.4
+    # Each call waits until three are in flight together: the window must fill
+    # to three (or the barrier breaks, the call fails and the count below is
+    # short), whatever the machine's load does to thread start-up.
+    three_at_once = threading.Barrier(3, timeout=10)
+
+    def latency() -> float:
+        three_at_once.wait()
+        return 0.05
+
+    standin.latency = latency
 
     summary = run_batch(limit=10, concurrency=3)
 
