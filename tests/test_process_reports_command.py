@@ -306,8 +306,9 @@ def test_two_batch_processes_share_the_global_limit_and_never_share_a_report(
     assert [process.returncode for process in processes] == [0, 0], outputs
     summaries = [json.loads(stdout) for stdout, _ in outputs]
     assert [summary["processed"] for summary in summaries] == [12, 12]
-    # Each process alone would keep three calls in flight: six together.
-    assert standin.max_in_flight == 3
+    # Each process alone would keep three calls in flight: six together. More
+    # than one shows the runs overlapped; how many more depends on the load.
+    assert 1 < standin.max_in_flight <= 3
     assert len(standin.requests) == 24
     for report in reports:
         report.refresh_from_db()

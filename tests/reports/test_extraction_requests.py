@@ -250,7 +250,8 @@ def test_correction_timeout_is_what_is_left_of_one_call(standin, report, setting
 
     first, second = (float(r.headers["x-stainless-timeout"]) for r in standin.requests)
     assert first == 5.0
-    assert 4.0 < second < 5.0
+    # What is left of the first call's budget; under a quarter, no correction.
+    assert 1.25 <= second < 5.0
 
 
 def test_no_correction_when_too_little_time_is_left(standin, report, settings):
