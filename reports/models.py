@@ -264,9 +264,7 @@ class Report(models.Model):
             # The default ordering (newest first): the admin's list and any
             # "latest reports" query read one page of it instead of sorting
             # the whole table.
-            models.Index(
-                F("scraped_at").desc(), F("id").desc(), name="report_newest"
-            ),
+            models.Index(F("scraped_at").desc(), F("id").desc(), name="report_newest"),
             models.Index(fields=["status", "attempts"], name="report_status"),
             models.Index(fields=["last_attempt"], name="report_last_attempt"),
             models.Index(fields=["finished_at"], name="report_finished"),
