@@ -274,6 +274,13 @@ def parse_args() -> argparse.Namespace:
         type=float,
         help="VIOLATIONS_DUPLICATE_THRESHOLD for this run (default: the setting)",
     )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="Claude calls in flight; above 1 the reports are stored in the order "
+        "their calls finish, which varies from run to run",
+    )
     return parser.parse_args()
 
 
@@ -330,8 +337,8 @@ def run(args: argparse.Namespace) -> Quality:
             VIOLATIONS_DUPLICATE_THRESHOLD=threshold,
         ),
     ):
-        process_samples()
-        print(f"threshold {threshold}")
+        process_samples(concurrency=args.concurrency)
+        print(f"threshold {threshold}, concurrency {args.concurrency}")
         return measure(load_labels())
 
 
