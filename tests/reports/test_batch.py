@@ -232,9 +232,13 @@ def test_a_request_turn_taken_elsewhere_holds_the_batch_back(standin, settings):
 def test_two_batches_at_once_keep_together_to_the_requests_per_minute(
     standin, settings
 ):
-    settings.CLAUDE_REQUESTS_PER_MINUTE = 600
-    interval = 0.1
-    for n in range(12):
+    settings.CLAUDE_REQUESTS_PER_MINUTE = 300
+    interval = 0.2
+    # A process's first call loads parts of the SDK (over 100 ms here) after
+    # taking its turn, which would read as two requests too close together.
+    incident_reports(standin, 1)
+    assert run_batch(limit=1).processed == 1
+    for n in range(8):
         place = f"Qarya {chr(ord('A') + n)}{n}"
         standin.record(incident_text(place), incident_tool_input(place))
         ReportFactory(text=incident_text(place), language=Report.Language.ENGLISH)
@@ -244,7 +248,7 @@ def test_two_batches_at_once_keep_together_to_the_requests_per_minute(
 
     def batch() -> None:
         try:
-            summaries.append(run_batch(limit=6, concurrency=3))
+            summaries.append(run_batch(limit=4, concurrency=3))
         finally:
             connections.close_all()
 
@@ -254,15 +258,15 @@ def test_two_batches_at_once_keep_together_to_the_requests_per_minute(
     for thread in threads:
         thread.join(timeout=60)
 
-    assert sorted(summary.processed for summary in summaries) == [6, 6]
+    assert sorted(summary.processed for summary in summaries) == [4, 4]
     arrivals = sorted(log.arrivals)
-    assert len(arrivals) == 12
+    assert len(arrivals) == 8
     # Any k + 1 requests span at least k intervals, less the jitter between
     # taking the turn and the request reaching the stand-in.
-    for first in range(12):
-        for last in range(first + 1, 12):
+    for first in range(8):
+        for last in range(first + 1, 8):
             span = arrivals[last] - arrivals[first]
-            assert span >= (last - first) * interval - 0.05, (first, last, span)
+            assert span >= (last - first) * interval - 0.1, (first, last, span)
 
 
 @pytest.mark.django_db
