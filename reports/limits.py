@@ -97,6 +97,18 @@ class CallSlots:
                 return name
         return None
 
+    def wait(
+        self, sleep: Callable[[float], None] = time.sleep, poll: float = 0.2
+    ) -> str:
+        """Blocks until a slot is free, takes it and returns its name.
+
+        For single-report callers. It ends: a slot is freed when its call
+        ends, or at the latest when its lease expires (a crashed holder).
+        """
+        while (name := self.acquire()) is None:
+            sleep(poll)
+        return name
+
     def release(self, name: str) -> None:
         release_lease(name, self.holder)
 

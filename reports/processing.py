@@ -34,7 +34,7 @@ from violations.services import (
 )
 
 from .extraction import ExtractionError, ExtractionResult, extract_violations
-from .limits import RequestPace, new_holder
+from .limits import CallSlots, RequestPace, new_holder
 from .models import Report
 
 logger = logging.getLogger(__name__)
@@ -136,12 +136,27 @@ def process_report(report: Report, *, claimed: bool = False) -> ProcessingResult
         log_result(settled)
         return settled
 
-    # One report alone still keeps to the installation's request pace.
-    RequestPace(new_holder()).wait()
-    call = call_claude(report)
+    call = call_within_limits(report)
     result = finish_report(report, call, started=started)
     log_result(result)
     return result
+
+
+def call_within_limits(report: Report) -> CallOutcome:
+    """One call outside a batch, within the installation's limits.
+
+    It waits for a call slot and then for the request turn, like a batch's
+    calls, so reprocessing from the admin or ``--report`` never adds a call
+    beyond REPORTS_MAX_CONCURRENT_CALLS or the request pace.
+    """
+    holder = new_holder()
+    slots = CallSlots(holder)
+    slot = slots.wait()
+    try:
+        RequestPace(holder).wait()
+        return call_claude(report)
+    finally:
+        slots.release(slot)
 
 
 def prepare_report(

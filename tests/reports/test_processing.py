@@ -5,8 +5,8 @@ import time
 import pytest
 from django.utils import timezone
 
-from reports.limits import RequestPace
-from reports.models import Report
+from reports.limits import CallSlots, RequestPace
+from reports.models import Lease, Report
 from reports.processing import (
     CallOutcome,
     Outcome,
@@ -302,6 +302,27 @@ def test_one_report_waits_for_the_installations_request_turn(standin, settings):
     assert result.outcome == Outcome.PROCESSED
     # The other holder's turn lasts 60 / 300 = 0.2 s.
     assert arrivals[0] - before >= 0.15
+
+
+@pytest.mark.django_db
+def test_one_report_waits_for_a_free_call_slot(standin, settings):
+    settings.REPORTS_MAX_CONCURRENT_CALLS = 2
+    report = incident_report(standin)
+    arrivals = []
+    standin.latency = lambda: arrivals.append(time.monotonic()) or 0.0
+    other = CallSlots("other-host:1")
+    assert other.acquire() and other.acquire()
+    # The other holder's leases end in 0.3 s, as when its calls finish.
+    Lease.objects.filter(holder="other-host:1").update(
+        expires_at=timezone.now() + datetime.timedelta(seconds=0.3)
+    )
+    before = time.monotonic()
+
+    result = process_report(report)
+
+    assert result.outcome == Outcome.PROCESSED
+    assert arrivals[0] - before >= 0.25
+    assert CallSlots("anyone").in_use() == 0
 
 
 @pytest.mark.django_db
