@@ -68,6 +68,23 @@ def ready_condition(now: datetime.datetime) -> Q:
     )
 
 
+def claim_values(now: datetime.datetime, token: uuid.UUID) -> dict[str, Any]:
+    """The columns a claim sets: one more attempt, started now, this token.
+
+    ``previous_attempt`` keeps the last attempt from before the claim, so a
+    release can put it back (SQL reads every right-hand side from the old row).
+    """
+    return {
+        "status": Report.Status.PROCESSING,
+        "attempts": F("attempts") + 1,
+        "previous_attempt": F("last_attempt"),
+        "last_attempt": now,
+        "started_at": now,
+        "not_before": None,
+        "claim_token": token,
+    }
+
+
 class ReportManager(models.Manager.from_queryset(ReportQuerySet)):
     def fail_exhausted_stuck(self, *, now: datetime.datetime | None = None) -> int:
         """Stuck reports with no attempts left become ``failed``; returns how many."""
@@ -108,13 +125,7 @@ class ReportManager(models.Manager.from_queryset(ReportQuerySet)):
                 ready = ready.select_for_update(skip_locked=True, of=("self",))
             candidate_ids = list(ready.values_list("pk", flat=True))
             self.filter(ready_condition(now), pk__in=candidate_ids).update(
-                status=Report.Status.PROCESSING,
-                attempts=F("attempts") + 1,
-                previous_attempt=F("last_attempt"),
-                last_attempt=now,
-                started_at=now,
-                not_before=None,
-                claim_token=token,
+                **claim_values(now, token)
             )
             # pk__in keeps this an index lookup; claim_token has no index.
             claimed = self.filter(pk__in=candidate_ids, claim_token=token).order_by(
@@ -303,16 +314,7 @@ class Report(models.Model):
         """Claims this one report if it is ready; attempts + 1, times set to now."""
         now = now or timezone.now()
         token = uuid.uuid4()
-        return self._transition(
-            ready_condition(now),
-            status=self.Status.PROCESSING,
-            attempts=F("attempts") + 1,
-            previous_attempt=F("last_attempt"),
-            last_attempt=now,
-            started_at=now,
-            not_before=None,
-            claim_token=token,
-        )
+        return self._transition(ready_condition(now), **claim_values(now, token))
 
     def mark_as_processed(
         self,
