@@ -25,12 +25,13 @@ import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks import scratch  # noqa: E402 (needs ROOT on the path)
 
 FIRST_DAY = datetime.date(2011, 3, 15)
 LAST_DAY = datetime.date(2026, 11, 30)
@@ -51,15 +52,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--n", type=int, nargs="+", default=[10_000], help="register sizes to test"
     )
-    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument(
-        "--pg-server",
-        default="postgres://postgres@127.0.0.1:5432",
-        help="PostgreSQL server URL, without a database name",
-    )
-    parser.add_argument(
-        "--pg-name", default="bench", help="scratch PostgreSQL database"
-    )
+    scratch.add_arguments(parser, pg_name="bench")
     parser.add_argument("--drafts", type=int, default=200, help="drafts to check")
     parser.add_argument(
         "--naive-drafts", type=int, default=3, help="drafts the naive scan checks"
@@ -72,30 +65,6 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=7, help="random seed")
     return parser.parse_args()
-
-
-def configure(args: argparse.Namespace) -> str:
-    """Points Django at a scratch database and sets it up; returns its URL."""
-    if args.database == "sqlite":
-        path = Path(tempfile.mkdtemp(prefix="dupbench-")) / "bench.sqlite3"
-        url = f"sqlite:///{path}"
-    else:
-        import psycopg
-
-        with psycopg.connect(f"{args.pg_server}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{args.pg_name}"')
-            conn.execute(f'CREATE DATABASE "{args.pg_name}"')
-        url = f"{args.pg_server}/{args.pg_name}"
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("SECRET_KEY", "benchmark-only-secret-key")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reportsite.settings")
-
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
-    return url
 
 
 def make_places(rng: random.Random) -> tuple[list[dict], list[float]]:
@@ -295,7 +264,7 @@ def time_naive(drafts: list[dict], total: int, sample: int) -> dict:
 
 def main() -> None:
     args = parse_args()
-    url = configure(args)
+    url = scratch.configure(args, prefix="dupbench")
     rng = random.Random(args.seed)
     places = make_places(rng)
     print(f"database: {args.database} ({url}), {os.cpu_count()} CPUs")
@@ -322,24 +291,7 @@ def main() -> None:
             f"{os.getloadavg()[0]:.1f} |",
             flush=True,
         )
-    drop(args, url)
-
-
-def drop(args: argparse.Namespace, url: str) -> None:
-    """Removes the scratch database: a million rows take about a gigabyte."""
-    from django.db import connection
-
-    connection.close()
-    if args.database == "sqlite":
-        path = Path(url.removeprefix("sqlite:///"))
-        for leftover in path.parent.glob(path.name + "*"):
-            leftover.unlink()
-        path.parent.rmdir()
-        return
-    import psycopg
-
-    with psycopg.connect(f"{args.pg_server}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{args.pg_name}"')
+    scratch.drop(args, url)
 
 
 if __name__ == "__main__":

@@ -31,12 +31,15 @@ import json
 import logging
 import os
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import scratch  # noqa: E402 (needs ROOT on the path)
+
 SAMPLES = ROOT / "reports" / "samples"
 LABELS = SAMPLES / "incidents.json"
 
@@ -260,15 +263,7 @@ def describe(quality: Quality) -> list[str]:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument(
-        "--pg-server",
-        default="postgres://postgres@127.0.0.1:5432",
-        help="PostgreSQL server URL, without a database name",
-    )
-    parser.add_argument(
-        "--pg-name", default="merge_quality", help="scratch PostgreSQL database"
-    )
+    scratch.add_arguments(parser, pg_name="merge_quality")
     parser.add_argument(
         "--threshold",
         type=float,
@@ -285,40 +280,10 @@ def parse_args() -> argparse.Namespace:
 
 
 def configure(args: argparse.Namespace) -> str:
-    """Points Django at a fresh scratch database and migrates it; returns its URL."""
-    if args.database == "sqlite":
-        path = Path(tempfile.mkdtemp(prefix="merge-quality-")) / "quality.sqlite3"
-        url = f"sqlite:///{path}"
-    else:
-        import psycopg
-
-        with psycopg.connect(f"{args.pg_server}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{args.pg_name}"')
-            conn.execute(f'CREATE DATABASE "{args.pg_name}"')
-        url = f"{args.pg_server}/{args.pg_name}"
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("SECRET_KEY", "benchmark-only-secret-key")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reportsite.settings")
-    # The offline path: recorded extractions, never a real Claude call.
+    """Sets up the scratch database for the offline path; returns its URL."""
+    # Recorded extractions only, never a real Claude call.
     os.environ["ANTHROPIC_API_KEY"] = ""
-
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
-    return url
-
-
-def drop(args: argparse.Namespace) -> None:
-    from django.db import connections
-
-    connections.close_all()
-    if args.database == "postgres":
-        import psycopg
-
-        with psycopg.connect(f"{args.pg_server}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{args.pg_name}"')
+    return scratch.configure(args, prefix="merge-quality")
 
 
 def run(args: argparse.Namespace) -> Quality:
@@ -352,9 +317,8 @@ def main() -> None:
         quality = run(args)
         print("\n".join(describe(quality)))
     finally:
-        drop(args)
+        scratch.drop(args, url)
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     main()

@@ -215,10 +215,7 @@ class ReportAdmin(admin.ModelAdmin):
         "rejected_drafts",
         "prompt_version",
         "model_name",
-        "input_tokens",
-        "output_tokens",
-        "cache_read_tokens",
-        "cache_write_tokens",
+        *Report.TOKEN_FIELDS,
         "duplicate_of",
         "created_at",
     ]

@@ -36,7 +36,6 @@ from .limits import (
 )
 from .models import Report
 from .processing import (
-    TOKEN_KINDS,
     CallOutcome,
     Outcome,
     ProcessingResult,
@@ -85,13 +84,14 @@ class BatchSummary:
     @property
     def tokens_used(self) -> int:
         """All tokens: input, output, cache read and cache write."""
-        return sum(getattr(self, kind) for kind in TOKEN_KINDS)
+        return sum(getattr(self, kind) for kind in Report.TOKEN_FIELDS)
 
     @property
     def tokens(self) -> dict[str, int]:
         """Token counts under the names ``reports.stats`` uses, with the total."""
         counts = {
-            kind.removesuffix("_tokens"): getattr(self, kind) for kind in TOKEN_KINDS
+            kind.removesuffix("_tokens"): getattr(self, kind)
+            for kind in Report.TOKEN_FIELDS
         }
         return {**counts, "total": self.tokens_used}
 
@@ -120,7 +120,7 @@ class BatchSummary:
         self.reposts += result.repost_of is not None
         self.violations_created += result.violations_created
         self.violations_merged += result.violations_merged
-        for kind in TOKEN_KINDS:
+        for kind in Report.TOKEN_FIELDS:
             setattr(self, kind, getattr(self, kind) + getattr(result, kind))
         if result.error_category:
             category = result.error_category

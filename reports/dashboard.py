@@ -3,6 +3,9 @@
 Every figure over time reads reports finished in the window through the
 ``finished_at`` index, so the page costs the same on a million reports as on
 a thousand; only the per-status counts read the (status, attempts) index whole.
+The outcome, time, violation and token figures are ``reports.stats``'s, so the
+page and ``report_stats`` agree; the queue, the hourly rows, the schedules, the
+costs and the charts are the dashboard's own.
 """
 
 import datetime
@@ -10,8 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
-from django.db.models import Aggregate, Avg, Count, Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -19,6 +21,15 @@ from django.utils.safestring import SafeString
 from django_q.models import Schedule, Task
 
 from .models import Report
+from .stats import (
+    FAILURE_STATUSES,
+    SUCCESS_STATUSES,
+    counts_by_status,
+    errors_by_category,
+    outcome_totals,
+    processing_times,
+    rate,
+)
 
 DASHBOARD_DAYS = 7
 STATUS_COLOURS = {
@@ -32,14 +43,6 @@ STATUS_COLOURS = {
 SUCCESS_COLOUR = "#2e7d32"
 FAILURE_COLOUR = "#c62828"
 MERGED_COLOUR = "#1f6fb2"
-SUCCESS_STATUSES = (Report.Status.PROCESSED, Report.Status.IGNORED)
-FAILURE_STATUSES = (Report.Status.FAILED, Report.Status.RETRY_PENDING)
-TOKEN_FIELDS = (
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-)
 PRICE_SETTINGS = {
     "input_tokens": "CLAUDE_PRICE_INPUT_PER_MTOK",
     "output_tokens": "CLAUDE_PRICE_OUTPUT_PER_MTOK",
@@ -77,10 +80,12 @@ def dashboard_data(*, now: datetime.datetime | None = None) -> dict[str, Any]:
     """Everything the dashboard shows, computed at ``now`` (default: the present)."""
     now = now or timezone.now()
     since = now - datetime.timedelta(days=DASHBOARD_DAYS)
-    finished = Report.objects.filter(finished_at__gte=since, finished_at__lte=now)
+    finished = Report.objects.order_by().filter(
+        finished_at__gte=since, finished_at__lte=now
+    )
 
     by_status = reports_by_status()
-    totals = window_totals(finished)
+    totals = outcome_totals(finished)
     outcomes = outcome_rates(finished, totals)
     hours = hourly_rows(finished)
     charts = [
@@ -98,7 +103,10 @@ def dashboard_data(*, now: datetime.datetime | None = None) -> dict[str, Any]:
         "outcomes": outcomes,
         "times": processing_times(finished, totals),
         "tokens": token_usage(totals),
-        "violations": {"created": totals["created"], "merged": totals["merged"]},
+        "violations": {
+            "created": totals["violations_created"],
+            "merged": totals["violations_merged"],
+        },
         "charts": charts,
         "schedules": schedule_status(),
     }
@@ -107,47 +115,11 @@ def dashboard_data(*, now: datetime.datetime | None = None) -> dict[str, Any]:
 # --- figures ----------------------------------------------------------------
 
 
-class Percentile95(Aggregate):
-    """PostgreSQL's nearest-rank 95th percentile, computed in the same pass."""
-
-    function = "PERCENTILE_DISC"
-    template = "%(function)s(0.95) WITHIN GROUP (ORDER BY %(expressions)s)"
-
-
-def window_totals(finished: QuerySet) -> dict[str, Any]:
-    """Every sum and count over the window's reports, in one read of the window."""
-    timed = Q(status=Report.Status.PROCESSED, processing_time_ms__isnull=False)
-    aggregates = {
-        "succeeded": Count("pk", filter=Q(status__in=SUCCESS_STATUSES)),
-        "failed": Count("pk", filter=Q(status__in=FAILURE_STATUSES)),
-        "timed": Count("pk", filter=timed),
-        "mean_ms": Avg("processing_time_ms", filter=timed),
-        "created": Sum("violations_created"),
-        "merged": Sum("violations_merged"),
-        **{name: Sum(name) for name in TOKEN_FIELDS},
-    }
-    if connection.vendor == "postgresql":
-        aggregates["p95_ms"] = Percentile95("processing_time_ms", filter=timed)
-    totals = finished.order_by().aggregate(**aggregates)
-    for name in ("created", "merged", *TOKEN_FIELDS):
-        totals[name] = totals[name] or 0
-    return totals
-
-
 def reports_by_status() -> list[dict[str, Any]]:
     """Every status with its report count, in lifecycle order, zeros included."""
-    counts = dict(
-        Report.objects.order_by()
-        .values_list("status")
-        .annotate(count=Count("pk"))
-        .values_list("status", "count")
-    )
+    counts = counts_by_status(Report.objects.order_by())
     return [
-        {
-            "status": status.value,
-            "label": status.label,
-            "count": counts.get(status.value, 0),
-        }
+        {"status": status.value, "label": status.label, "count": counts[status.value]}
         for status in Report.Status
     ]
 
@@ -180,18 +152,13 @@ def queue_summary(*, now: datetime.datetime) -> dict[str, int]:
 def outcome_rates(finished: QuerySet, totals: dict[str, Any]) -> dict[str, Any]:
     """Successes and failures among reports finished in the window, by category."""
     total = totals["succeeded"] + totals["failed"]
-    categories = (
-        finished.filter(status__in=FAILURE_STATUSES)
-        .exclude(error_category="")
-        .order_by()
-        .values_list("error_category")
-        .annotate(count=Count("pk"))
-        .values_list("error_category", "count")
-    )
     failures_by_category = [
-        {"category": category, "label": label, "count": count}
-        for category, count in sorted(categories, key=lambda item: -item[1])
-        for label in [Report.ErrorCategory(category).label]
+        {
+            "category": category,
+            "label": Report.ErrorCategory(category).label,
+            "count": count,
+        }
+        for category, count in errors_by_category(finished).items()
     ]
     return {
         "succeeded": totals["succeeded"],
@@ -203,34 +170,12 @@ def outcome_rates(finished: QuerySet, totals: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def processing_times(
-    finished: QuerySet, totals: dict[str, Any]
-) -> dict[str, float | None]:
-    """Mean and 95th percentile processing time in seconds of processed reports."""
-    count = totals["timed"]
-    if not count:
-        return {"mean": None, "p95": None, "count": 0}
-
-    p95_ms = totals.get("p95_ms")
-    if p95_ms is None:
-        # SQLite has no percentile function: the nearest rank, read by offset.
-        rank = max(0, -(-count * 95 // 100) - 1)
-        p95_ms = (
-            finished.filter(
-                status=Report.Status.PROCESSED, processing_time_ms__isnull=False
-            )
-            .order_by("processing_time_ms")
-            .values_list("processing_time_ms", flat=True)[rank]
-        )
-    return {"mean": totals["mean_ms"] / 1000, "p95": p95_ms / 1000, "count": count}
-
-
 def token_usage(totals: dict[str, Any]) -> dict[str, Any]:
     """Tokens spent in the window and their estimated cost in US dollars."""
-    tokens = {name: totals[name] for name in TOKEN_FIELDS}
+    tokens = {name: totals[name] for name in Report.TOKEN_FIELDS}
     cost = sum(
         tokens[name] * getattr(settings, PRICE_SETTINGS[name]) / 1_000_000
-        for name in TOKEN_FIELDS
+        for name in Report.TOKEN_FIELDS
     )
     return {**tokens, "total": sum(tokens.values()), "cost": cost}
 
@@ -277,7 +222,9 @@ def short_result(task: Task | None) -> str:
 
 
 def percentage(part: int, whole: int) -> float | None:
-    return round(100 * part / whole, 1) if whole else None
+    """``rate`` as a percentage with one decimal, as the page shows it."""
+    share = rate(part, whole)
+    return None if share is None else round(100 * share, 1)
 
 
 # --- charts -----------------------------------------------------------------

@@ -167,6 +167,15 @@ class Report(models.Model):
         INTERNAL = "internal", "Internal error"
 
     QUEUE_STATUSES = (Status.UNPROCESSED, Status.RETRY_PENDING, Status.PROCESSING)
+    # The four token counts the API reports and bills. Every "tokens used" total
+    # (results, batch summaries, report_stats, the dashboard) is the sum of all
+    # four, so the figures agree with each other.
+    TOKEN_FIELDS = (
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+    )
 
     text = models.TextField(
         validators=[

@@ -47,15 +47,6 @@ DEFERRED_CATEGORIES = {
 }
 # Wait used when a rate-limit or overload answer carries no retry-after.
 DEFAULT_RETRY_AFTER_SECONDS = 30.0
-# The four token counts the API reports and bills, named as on Report. Every
-# "tokens used" total (results, batch summaries, report_stats, the dashboard)
-# is the sum of all four, so the figures agree with each other.
-TOKEN_KINDS = (
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-)
 
 
 class Outcome(enum.StrEnum):
@@ -80,7 +71,7 @@ class ProcessingResult:
     error: str = ""
     error_category: str = ""
     processing_time_ms: int = 0
-    # Tokens of this attempt's calls, as the API bills them (see TOKEN_KINDS).
+    # Tokens of this attempt's calls, as the API bills them (see Report.TOKEN_FIELDS).
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
@@ -100,7 +91,7 @@ class ProcessingResult:
     @property
     def tokens_used(self) -> int:
         """All tokens: input, output, cache read and cache write."""
-        return sum(getattr(self, kind) for kind in TOKEN_KINDS)
+        return sum(getattr(self, kind) for kind in Report.TOKEN_FIELDS)
 
     def as_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
@@ -259,7 +250,7 @@ def store_extraction(
         else:
             result = finish_with_drafts(report, extraction, drafts, started)
 
-    for kind in TOKEN_KINDS:
+    for kind in Report.TOKEN_FIELDS:
         setattr(result, kind, getattr(extraction.usage, kind) or 0)
     return result
 
@@ -277,10 +268,7 @@ def record_usage(report: Report, extraction: ExtractionResult) -> None:
     ).update(
         prompt_version=extraction.prompt_version or "",
         model_name=extraction.model or "",
-        input_tokens=F("input_tokens") + usage.input_tokens,
-        output_tokens=F("output_tokens") + usage.output_tokens,
-        cache_read_tokens=F("cache_read_tokens") + (usage.cache_read_tokens or 0),
-        cache_write_tokens=F("cache_write_tokens") + (usage.cache_write_tokens or 0),
+        **{name: F(name) + (getattr(usage, name) or 0) for name in Report.TOKEN_FIELDS},
     )
     if not updated:
         raise ClaimLost

@@ -3,8 +3,9 @@
 Outcome figures (success rate, times, violations, errors, tokens) are read
 from reports finished in the period through the ``finished_at`` index; the
 queue (reports still waiting, and the oldest of them) is always the queue now.
-The definitions match the admin dashboard: ``processed`` and ``ignored`` count
-as success, ``failed`` and ``retry_pending`` as failure.
+The admin dashboard takes its outcome, time, violation and token figures from
+here too: ``processed`` and ``ignored`` count as success, ``failed`` and
+``retry_pending`` as failure.
 """
 
 import datetime
@@ -12,19 +13,16 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from django.db.models import Avg, Count, Q, QuerySet, Sum
+from django.db import connection
+from django.db.models import Aggregate, Avg, Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from .models import Report
 
 SUCCESS_STATUSES = (Report.Status.PROCESSED, Report.Status.IGNORED)
 FAILURE_STATUSES = (Report.Status.FAILED, Report.Status.RETRY_PENDING)
-TOKEN_FIELDS = (
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-)
+# The reports whose processing time counts: processed ones that recorded it.
+TIMED = Q(status=Report.Status.PROCESSED, processing_time_ms__isnull=False)
 PERIOD_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _PERIOD = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$", re.IGNORECASE)
 
@@ -83,8 +81,9 @@ def report_stats(
     """Statistics of all reports, or of those finished since ``since``.
 
     With ``since``, counts by status and attempts cover the reports finished in
-    the period plus every report still waiting. Seven aggregate queries; with
-    ``since`` the outcome figures read only the period (``finished_at`` index).
+    the period plus every report still waiting. Six aggregate queries, five on
+    PostgreSQL; with ``since`` the outcome figures read only the period
+    (``finished_at`` index).
     """
     now = now or timezone.now()
     finished = Report.objects.order_by()
@@ -95,8 +94,8 @@ def report_stats(
             Q(finished_at__gte=since) | Q(status__in=Report.QUEUE_STATUSES)
         )
 
-    outcome = outcome_counts(finished)
-    times = processing_times(finished)
+    outcome = outcome_totals(finished)
+    times = processing_times(finished, outcome)
     return ReportStats(
         generated_at=now,
         since=since,
@@ -110,8 +109,8 @@ def report_stats(
         timed_reports=times["count"],
         mean_processing_seconds=times["mean"],
         p95_processing_seconds=times["p95"],
-        violations_created=outcome["violations_created"] or 0,
-        violations_merged=outcome["violations_merged"] or 0,
+        violations_created=outcome["violations_created"],
+        violations_merged=outcome["violations_merged"],
         errors_by_category=errors_by_category(finished),
         oldest_waiting=oldest_waiting(now=now),
         tokens=token_totals(outcome),
@@ -130,33 +129,49 @@ def attempts_distribution(reports: QuerySet) -> dict[int, int]:
     return dict(sorted(rows))
 
 
-def outcome_counts(finished: QuerySet) -> dict[str, int | None]:
-    """Successes, failures, violations and token sums in one aggregate query."""
-    return finished.aggregate(
-        succeeded=Count("pk", filter=Q(status__in=SUCCESS_STATUSES)),
-        failed=Count("pk", filter=Q(status__in=FAILURE_STATUSES)),
-        violations_created=Sum("violations_created"),
-        violations_merged=Sum("violations_merged"),
-        **{name: Sum(name) for name in TOKEN_FIELDS},
-    )
+class Percentile95(Aggregate):
+    """PostgreSQL's nearest-rank 95th percentile, computed in the same pass."""
+
+    function = "PERCENTILE_DISC"
+    template = "%(function)s(0.95) WITHIN GROUP (ORDER BY %(expressions)s)"
 
 
-def processing_times(finished: QuerySet) -> dict[str, Any]:
+def outcome_totals(finished: QuerySet) -> dict[str, Any]:
+    """Successes, failures, times, violations and token sums in one aggregate query.
+
+    Sums of no rows come back as 0; ``p95_ms`` is there on PostgreSQL only.
+    """
+    aggregates = {
+        "succeeded": Count("pk", filter=Q(status__in=SUCCESS_STATUSES)),
+        "failed": Count("pk", filter=Q(status__in=FAILURE_STATUSES)),
+        "timed": Count("pk", filter=TIMED),
+        "mean_ms": Avg("processing_time_ms", filter=TIMED),
+        "violations_created": Sum("violations_created"),
+        "violations_merged": Sum("violations_merged"),
+        **{name: Sum(name) for name in Report.TOKEN_FIELDS},
+    }
+    if connection.vendor == "postgresql":
+        aggregates["p95_ms"] = Percentile95("processing_time_ms", filter=TIMED)
+    totals = finished.order_by().aggregate(**aggregates)
+    for name in ("violations_created", "violations_merged", *Report.TOKEN_FIELDS):
+        totals[name] = totals[name] or 0
+    return totals
+
+
+def processing_times(finished: QuerySet, totals: dict[str, Any]) -> dict[str, Any]:
     """Mean and 95th percentile, in seconds, of processed reports' times."""
-    timed = finished.filter(
-        status=Report.Status.PROCESSED, processing_time_ms__isnull=False
-    )
-    summary = timed.aggregate(mean=Avg("processing_time_ms"), count=Count("pk"))
-    count = summary["count"]
+    count = totals["timed"]
     if not count:
-        return {"count": 0, "mean": None, "p95": None}
+        return {"mean": None, "p95": None, "count": 0}
 
-    # Nearest-rank percentile, read as one row: SQLite has no percentile
-    # function, and fetching every time would grow with the table.
-    rank = -(-count * 95 // 100) - 1
-    ordered = timed.order_by("processing_time_ms")
-    p95_ms = ordered.values_list("processing_time_ms", flat=True)[rank]
-    return {"count": count, "mean": summary["mean"] / 1000, "p95": p95_ms / 1000}
+    p95_ms = totals.get("p95_ms")
+    if p95_ms is None:
+        # SQLite has no percentile function: the same nearest rank, read as
+        # one row, since fetching every time would grow with the table.
+        rank = -(-count * 95 // 100) - 1
+        ordered = finished.filter(TIMED).order_by("processing_time_ms")
+        p95_ms = ordered.values_list("processing_time_ms", flat=True)[rank]
+    return {"mean": totals["mean_ms"] / 1000, "p95": p95_ms / 1000, "count": count}
 
 
 def errors_by_category(finished: QuerySet) -> dict[str, int]:
@@ -189,7 +204,9 @@ def oldest_waiting(*, now: datetime.datetime) -> OldestWaiting | None:
 
 
 def token_totals(sums: dict[str, int | None]) -> dict[str, int]:
-    tokens = {name.removesuffix("_tokens"): sums[name] or 0 for name in TOKEN_FIELDS}
+    tokens = {
+        name.removesuffix("_tokens"): sums[name] or 0 for name in Report.TOKEN_FIELDS
+    }
     return {**tokens, "total": sum(tokens.values())}
 
 

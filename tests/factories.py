@@ -1,5 +1,6 @@
 """factory-boy factories for every model the tests create."""
 
+import copy
 import datetime
 
 import factory
@@ -125,6 +126,37 @@ def violation_item(**overrides) -> dict:
     return item
 
 
+def shelling_item(**overrides) -> dict:
+    """One item of Claude's ``record_violations`` input, Arabic and English.
+
+    It describes the Kafr Nabl shelling of 14 March 2025 (three killed, five
+    injured) as the Arabic report texts of the extraction and schema tests
+    tell it; keys not given here are ``violation_item``'s.
+    """
+    shelling = {
+        "violation_type": "SHELLING",
+        "incident_date": "2025-03-14",
+        "location_name_en": "Kafr Nabl",
+        "location_name_ar": "كفرنبل",
+        "admin_division_ar": "إدلب",
+        "description_en": "Artillery shelling killed three civilians.",
+        "description_ar": "قصف مدفعي أدى إلى مقتل ثلاثة مدنيين.",
+        "perpetrator_en": "",
+        "injured": 5,
+        "tags": ["shelling"],
+        "evidence": "استشهاد 3 مدنيين وإصابة 5 آخرين",
+    }
+    return violation_item(**{**shelling, **overrides})
+
+
+def tool_input(*items: dict, reason: str = "") -> dict:
+    """Claude's whole ``record_violations`` input: copies of ``items``, a reason."""
+    return {
+        "violations": [copy.deepcopy(item) for item in items],
+        "no_violation_reason": reason,
+    }
+
+
 def incident_text(place: str = "Kafranbel", killed: int = 3) -> str:
     return (
         f"An airstrike on {place} in Idlib this morning killed {killed} "
@@ -140,4 +172,4 @@ def incident_tool_input(place: str = "Kafranbel", killed: int = 3) -> dict:
         casualties=killed,
         evidence=f"An airstrike on {place} in Idlib this morning killed {killed}",
     )
-    return {"violations": [item], "no_violation_reason": ""}
+    return tool_input(item)

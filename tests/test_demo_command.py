@@ -23,12 +23,6 @@ BATCH_LINE = re.compile(
     r"tokens used: ([\d,]+) in all \(input ([\d,]+), output ([\d,]+), "
     r"cache read ([\d,]+), cache write ([\d,]+)\); "
 )
-TOKEN_FIELDS = (
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-)
 FIELDS = ("claimed", "processed", "ignored", "failed", "retried", "created", "merged")
 
 pytestmark = pytest.mark.django_db
@@ -103,7 +97,7 @@ def test_demo_offline_processes_every_sample_through_the_standin(offline):
         if match
     ]
     assert all(total == sum(kinds) for total, *kinds in batch_tokens)
-    stored = Report.objects.aggregate(*(Sum(field) for field in TOKEN_FIELDS))
+    stored = Report.objects.aggregate(*(Sum(field) for field in Report.TOKEN_FIELDS))
     stored_total = sum(stored.values())
     assert sum(total for total, *_ in batch_tokens) == stored_total
     assert stored["cache_read_tokens__sum"] > 0

@@ -5,6 +5,7 @@ import json
 import pytest
 import time_machine
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.utils import timezone
 
 from reports.models import Report
@@ -130,10 +131,13 @@ class TestReportStats:
         assert stats.tokens["input"] == 10_800
         assert stats.oldest_waiting.report_id == reports.pk
 
-    def test_seven_queries_whatever_the_number_of_reports(
+    def test_six_queries_whatever_the_number_of_reports(
         self, reports, django_assert_num_queries
     ):
-        with django_assert_num_queries(7):
+        # Outcomes, times, violations and tokens come from one aggregate, the
+        # one the dashboard uses; PostgreSQL's percentile spares the p95 row read.
+        expected = 5 if connection.vendor == "postgresql" else 6
+        with django_assert_num_queries(expected):
             report_stats(since=NOW - 24 * HOUR, now=NOW)
 
     def test_as_dict_is_json_ready(self, reports):

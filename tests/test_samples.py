@@ -18,6 +18,7 @@ from violations.choices import (
     VictimStatus,
     ViolationType,
 )
+from violations.schema import tool_input_schema
 from violations.text import fold_arabic, fold_digits, normalize_text
 
 IMPORT_FIELDS = {
@@ -33,31 +34,10 @@ IMPORT_FIELDS = {
     "view_count",
     "metadata",
 }
-ITEM_FIELDS = {
-    "violation_type",
-    "incident_date",
-    "location_name_en",
-    "location_name_ar",
-    "admin_division_en",
-    "admin_division_ar",
-    "latitude",
-    "longitude",
-    "description_en",
-    "description_ar",
-    "perpetrator_en",
-    "perpetrator_ar",
-    "perpetrator_affiliation",
-    "certainty",
-    "casualties",
-    "injured",
-    "kidnapped",
-    "detained",
-    "displaced",
-    "victims",
-    "tags",
-    "evidence",
-}
-VICTIM_FIELDS = {"name", "age", "gender", "status", "group_affiliation", "death_date"}
+# The keys the record_violations tool asks for, item and victim.
+ITEM_SCHEMA = tool_input_schema()["properties"]["violations"]["items"]["properties"]
+ITEM_FIELDS = set(ITEM_SCHEMA)
+VICTIM_FIELDS = set(ITEM_SCHEMA["victims"]["items"]["properties"])
 FALL_OF_THE_REGIME = datetime.date(2024, 12, 8)
 
 # Number words as they read after fold_arabic and casefold. Counts in the

@@ -23,38 +23,11 @@ from reports.extraction import (
     parse_retry_after,
 )
 from reports.models import Report
+from tests.factories import shelling_item, tool_input
 
 KEY = "sk-ant-api03-secret-test-key-0123456789"
 TEXT = "عاجل | استشهاد 3 مدنيين وإصابة 5 آخرين جراء قصف مدفعي على أطراف كفرنبل"
-RECORDED = {
-    "violations": [
-        {
-            "violation_type": "SHELLING",
-            "incident_date": "2025-03-14",
-            "location_name_en": "Kafr Nabl",
-            "location_name_ar": "كفرنبل",
-            "admin_division_en": "Idlib",
-            "admin_division_ar": "إدلب",
-            "latitude": None,
-            "longitude": None,
-            "description_en": "Artillery shelling killed three civilians.",
-            "description_ar": "قصف مدفعي أدى إلى مقتل ثلاثة مدنيين.",
-            "perpetrator_en": "",
-            "perpetrator_ar": "",
-            "perpetrator_affiliation": "unknown",
-            "certainty": "probable",
-            "casualties": 3,
-            "injured": 5,
-            "kidnapped": None,
-            "detained": None,
-            "displaced": None,
-            "victims": [],
-            "tags": [],
-            "evidence": "استشهاد 3 مدنيين وإصابة 5 آخرين",
-        }
-    ],
-    "no_violation_reason": "",
-}
+RECORDED = tool_input(shelling_item(tags=[]))
 
 
 @pytest.fixture

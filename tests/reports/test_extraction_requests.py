@@ -1,6 +1,5 @@
 """What the client sends and what it makes of the answers, over real HTTP."""
 
-import copy
 import datetime
 
 import pytest
@@ -8,41 +7,12 @@ import pytest
 from reports.extraction import CACHE_TTL, APIUnavailable, extract_violations
 from reports.models import Report
 from reports.prompts import PROMPT_VERSION, SYSTEM_PROMPT
+from tests.factories import shelling_item, tool_input
 
 TEXT = (
     "عاجل | استشهاد 3 مدنيين وإصابة 5 آخرين جراء قصف مدفعي على أطراف كفرنبل صباح اليوم"
 )
-ITEM = {
-    "violation_type": "SHELLING",
-    "incident_date": "2025-03-15",
-    "location_name_en": "Kafr Nabl",
-    "location_name_ar": "كفرنبل",
-    "admin_division_en": "Idlib",
-    "admin_division_ar": "إدلب",
-    "latitude": None,
-    "longitude": None,
-    "description_en": "Artillery shelling killed three civilians.",
-    "description_ar": "قصف مدفعي أدى إلى مقتل ثلاثة مدنيين.",
-    "perpetrator_en": "",
-    "perpetrator_ar": "",
-    "perpetrator_affiliation": "unknown",
-    "certainty": "probable",
-    "casualties": 3,
-    "injured": 5,
-    "kidnapped": None,
-    "detained": None,
-    "displaced": None,
-    "victims": [],
-    "tags": ["shelling"],
-    "evidence": "استشهاد 3 مدنيين وإصابة 5 آخرين",
-}
-
-
-def answer(*items, reason=""):
-    return {
-        "violations": [copy.deepcopy(i) for i in items],
-        "no_violation_reason": reason,
-    }
+ITEM = shelling_item(incident_date="2025-03-15")
 
 
 @pytest.fixture
@@ -51,7 +21,7 @@ def standin(claude_standin, settings):
     settings.CLAUDE_TIMEOUT_SECONDS = 5
     settings.CLAUDE_MODEL = "claude-sonnet-4-5"
     settings.CLAUDE_MAX_TOKENS = 3000
-    claude_standin.record(TEXT, answer(ITEM))
+    claude_standin.record(TEXT, tool_input(ITEM))
     return claude_standin
 
 
@@ -138,7 +108,7 @@ def test_result_carries_drafts_ids_usage_and_versions(standin, report):
 
 
 def test_report_without_violations_returns_the_reason(standin, report):
-    standin.queue_response(answer(reason="A political statement; no incident."))
+    standin.queue_response(tool_input(reason="A political statement; no incident."))
 
     result = extract_violations(report)
 
@@ -148,7 +118,7 @@ def test_report_without_violations_returns_the_reason(standin, report):
 
 
 def test_invalid_item_is_sent_back_once_and_corrected(standin, report):
-    standin.queue_response(answer({**ITEM, "evidence": "استشهاد 4 مدنيين"}))
+    standin.queue_response(tool_input({**ITEM, "evidence": "استشهاد 4 مدنيين"}))
 
     result = extract_violations(report)
 
@@ -173,7 +143,7 @@ def test_invalid_item_is_sent_back_once_and_corrected(standin, report):
 
 
 def test_usage_covers_both_calls(standin, report):
-    standin.queue_response(answer({**ITEM, "certainty": "certain"}))
+    standin.queue_response(tool_input({**ITEM, "certainty": "certain"}))
 
     result = extract_violations(report)
 
@@ -185,8 +155,8 @@ def test_usage_covers_both_calls(standin, report):
 
 def test_second_failure_is_final_and_rejects_the_items(standin, report):
     bad = {**ITEM, "violation_type": "DETENTION"}
-    standin.queue_response(answer(bad, ITEM))
-    standin.queue_response(answer(bad, ITEM))
+    standin.queue_response(tool_input(bad, ITEM))
+    standin.queue_response(tool_input(bad, ITEM))
 
     result = extract_violations(report)
 
@@ -205,8 +175,8 @@ def test_second_failure_is_final_and_rejects_the_items(standin, report):
 
 
 def test_every_item_rejected_leaves_no_drafts(standin, report):
-    standin.queue_response(answer({**ITEM, "incident_date": "2010-01-01"}))
-    standin.queue_response(answer({**ITEM, "incident_date": "2010-01-01"}))
+    standin.queue_response(tool_input({**ITEM, "incident_date": "2010-01-01"}))
+    standin.queue_response(tool_input({**ITEM, "incident_date": "2010-01-01"}))
 
     result = extract_violations(report)
 
@@ -218,7 +188,7 @@ def test_every_item_rejected_leaves_no_drafts(standin, report):
 
 
 def test_ungrounded_figure_comes_back_flagged_without_a_second_call(standin, report):
-    standin.queue_response(answer({**ITEM, "casualties": 30}))
+    standin.queue_response(tool_input({**ITEM, "casualties": 30}))
 
     result = extract_violations(report)
 
@@ -234,7 +204,7 @@ def test_correction_gets_the_rest_of_the_budget_without_retries(
     standin, report, settings
 ):
     settings.CLAUDE_MAX_RETRIES = 2
-    standin.queue_response(answer({**ITEM, "certainty": "certain"}))
+    standin.queue_response(tool_input({**ITEM, "certainty": "certain"}))
     standin.queue_fault("server_error")
 
     with pytest.raises(APIUnavailable):
@@ -244,7 +214,7 @@ def test_correction_gets_the_rest_of_the_budget_without_retries(
 
 
 def test_correction_timeout_is_what_is_left_of_one_call(standin, report, settings):
-    standin.queue_response(answer({**ITEM, "certainty": "certain"}))
+    standin.queue_response(tool_input({**ITEM, "certainty": "certain"}))
 
     extract_violations(report)
 
@@ -257,7 +227,7 @@ def test_correction_timeout_is_what_is_left_of_one_call(standin, report, setting
 def test_no_correction_when_too_little_time_is_left(standin, report, settings):
     settings.CLAUDE_TIMEOUT_SECONDS = 2
     standin.latency = 1.6
-    standin.queue_response(answer({**ITEM, "certainty": "certain"}))
+    standin.queue_response(tool_input({**ITEM, "certainty": "certain"}))
 
     result = extract_violations(report)
 

@@ -2,6 +2,7 @@ import datetime
 
 import pytest
 
+from tests.factories import shelling_item
 from violations.rules import MAX_COUNT
 from violations.schema import ViolationDraft, tool_input_schema, validate_items
 
@@ -11,34 +12,6 @@ REPORT_TEXT = (
     "عاجل | استشهاد 3 مدنيين وإصابة 5 آخرين جراء قصف مدفعي على أطراف كفرنبل "
     "أمس، واعتقال شابين على حاجز في المدينة."
 )
-
-
-def item(**values):
-    base = {
-        "violation_type": "SHELLING",
-        "incident_date": "2025-03-14",
-        "location_name_en": "Kafr Nabl",
-        "location_name_ar": "كفرنبل",
-        "admin_division_en": "Idlib",
-        "admin_division_ar": "إدلب",
-        "latitude": None,
-        "longitude": None,
-        "description_en": "Artillery shelling killed three civilians.",
-        "description_ar": "قصف مدفعي أدى إلى مقتل ثلاثة مدنيين.",
-        "perpetrator_en": "",
-        "perpetrator_ar": "",
-        "perpetrator_affiliation": "unknown",
-        "certainty": "probable",
-        "casualties": 3,
-        "injured": 5,
-        "kidnapped": None,
-        "detained": None,
-        "displaced": None,
-        "victims": [],
-        "tags": ["shelling"],
-        "evidence": "استشهاد 3 مدنيين وإصابة 5 آخرين",
-    }
-    return {**base, **values}
 
 
 def validate(*items, today=TODAY):
@@ -54,7 +27,7 @@ def errors_of(bad_item, **kwargs):
 
 
 def test_valid_item_becomes_a_draft_with_model_field_values():
-    drafts, rejected = validate(item())
+    drafts, rejected = validate(shelling_item())
 
     assert rejected == []
     fields = drafts[0].violation_fields()
@@ -70,7 +43,7 @@ def test_valid_item_becomes_a_draft_with_model_field_values():
 def test_violation_fields_are_exactly_model_fields():
     from violations.models import Violation
 
-    fields = validate(item())[0][0].violation_fields()
+    fields = validate(shelling_item())[0][0].violation_fields()
 
     model_fields = {f.name for f in Violation._meta.get_fields()}
     assert set(fields) <= model_fields
@@ -87,13 +60,15 @@ def test_victims_become_plain_dicts_with_iso_dates():
         "death_date": "2025-03-14",
     }
 
-    drafts, _ = validate(item(victims=[victim]))
+    drafts, _ = validate(shelling_item(victims=[victim]))
 
     assert drafts[0].violation_fields()["victims"] == [victim]
 
 
 def test_invalid_items_are_rejected_alone_with_their_index():
-    drafts, rejected = validate(item(violation_type="BOMBING"), item())
+    drafts, rejected = validate(
+        shelling_item(violation_type="BOMBING"), shelling_item()
+    )
 
     assert len(drafts) == 1
     assert rejected[0]["index"] == 0
@@ -136,11 +111,11 @@ def test_invalid_items_are_rejected_alone_with_their_index():
     ],
 )
 def test_item_errors_name_the_field(values, expected):
-    assert expected in errors_of(item(**values))
+    assert expected in errors_of(shelling_item(**values))
 
 
 def test_missing_required_fields_are_each_reported():
-    bad = item()
+    bad = shelling_item()
     del bad["violation_type"], bad["evidence"]
 
     assert errors_of(bad) == [
@@ -150,7 +125,7 @@ def test_missing_required_fields_are_each_reported():
 
 
 def test_a_place_name_is_required():
-    errors = errors_of(item(location_name_en=" ", location_name_ar=""))
+    errors = errors_of(shelling_item(location_name_en=" ", location_name_ar=""))
 
     assert errors == [
         "item: Value error, a place name, English or Arabic, is required."
@@ -158,7 +133,7 @@ def test_a_place_name_is_required():
 
 
 def test_incident_date_in_the_future_is_rejected():
-    errors = errors_of(item(incident_date="2025-03-21"))
+    errors = errors_of(shelling_item(incident_date="2025-03-21"))
 
     assert "incident_date: The incident date 2025-03-21 is in the future." in errors
 
@@ -166,7 +141,7 @@ def test_incident_date_in_the_future_is_rejected():
 def test_incident_date_before_the_documented_period_is_rejected(settings):
     settings.VIOLATIONS_EARLIEST_INCIDENT_DATE = "2012-01-01"
 
-    errors = errors_of(item(incident_date="2011-12-31"))
+    errors = errors_of(shelling_item(incident_date="2011-12-31"))
 
     assert errors == [
         "incident_date: 2011-12-31 is before the documented period, "
@@ -175,8 +150,8 @@ def test_incident_date_before_the_documented_period_is_rejected(settings):
 
 
 def test_incident_after_the_report_date_is_rejected_beyond_a_day():
-    next_day, _ = validate(item(incident_date="2025-03-16"))
-    two_days = errors_of(item(incident_date="2025-03-17"))
+    next_day, _ = validate(shelling_item(incident_date="2025-03-16"))
+    two_days = errors_of(shelling_item(incident_date="2025-03-17"))
 
     assert len(next_day) == 1
     assert two_days == [
@@ -185,7 +160,7 @@ def test_incident_after_the_report_date_is_rejected_beyond_a_day():
 
 
 def test_domain_rules_apply_to_drafts():
-    detention = item(
+    detention = shelling_item(
         violation_type="DETENTION",
         casualties=None,
         injured=None,
@@ -207,13 +182,13 @@ def test_victim_with_death_date_needs_casualties():
         "death_date": "2025-03-14",
     }
 
-    errors = errors_of(item(casualties=None, victims=[victim]))
+    errors = errors_of(shelling_item(casualties=None, victims=[victim]))
 
     assert errors == ["victims: 1 victims have a death date but casualties is 0."]
 
 
 def test_evidence_not_in_the_report_rejects_the_item():
-    errors = errors_of(item(evidence="استشهاد 7 مدنيين"))
+    errors = errors_of(shelling_item(evidence="استشهاد 7 مدنيين"))
 
     assert errors == [
         "evidence: the quote 'استشهاد 7 مدنيين' does not occur in the report."
@@ -221,7 +196,7 @@ def test_evidence_not_in_the_report_rejects_the_item():
 
 
 def test_ungrounded_figure_keeps_the_draft_flagged():
-    drafts, rejected = validate(item(casualties=4))
+    drafts, rejected = validate(shelling_item(casualties=4))
 
     assert rejected == []
     fields = drafts[0].violation_fields()
@@ -232,7 +207,7 @@ def test_ungrounded_figure_keeps_the_draft_flagged():
 
 
 def test_detention_with_dual_noun_is_grounded():
-    detention = item(
+    detention = shelling_item(
         violation_type="DETENTION",
         casualties=None,
         injured=None,
@@ -275,4 +250,4 @@ def test_tool_schema_items_are_the_draft_fields():
     }
 
     assert set(item_schema["properties"]) == draft_inputs
-    assert set(item_schema["properties"]) == set(item())
+    assert set(item_schema["properties"]) == set(shelling_item())
