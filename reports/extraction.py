@@ -75,6 +75,9 @@ class ExtractionError(Exception):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(scrub(message))
         self.retry_after = retry_after
+        # Tokens of the answers received before the failure (an answer that
+        # was cut off or refused is still billed); set by extract_violations.
+        self.usage: Usage | None = None
 
 
 class ConfigurationError(ExtractionError):
@@ -177,12 +180,17 @@ def extract_violations(report: Report) -> ExtractionResult:
         {"role": "user", "content": build_user_message(report)}
     )
 
-    response, tool_use = conversation.ask()
-    outcome = _validate(tool_use.input, report)
-    first_errors = outcome.errors
-
-    if first_errors:
-        response, outcome = _ask_to_correct(conversation, response, tool_use, outcome)
+    try:
+        response, tool_use = conversation.ask()
+        outcome = _validate(tool_use.input, report)
+        first_errors = outcome.errors
+        if first_errors:
+            response, outcome = _ask_to_correct(
+                conversation, response, tool_use, outcome
+            )
+    except ExtractionError as error:
+        error.usage = conversation.usage
+        raise
 
     result = ExtractionResult(
         drafts=outcome.drafts,
@@ -336,6 +344,7 @@ class _Conversation:
         )
         self.calls += 1
         self.usage.add(response.usage)
+        _check_stop_reason(response)
         return response, _tool_use(response)
 
 
@@ -361,7 +370,6 @@ def _call(client: anthropic.Anthropic, *, messages: list, timeout: float) -> Any
         )
     except anthropic.APIError as exc:
         raise error_from_sdk(exc) from None
-    _check_stop_reason(response)
     return response
 
 

@@ -367,11 +367,18 @@ class Report(models.Model):
         message: str,
         *,
         processing_time_ms: int | None = None,
+        final: bool = False,
         now: datetime.datetime | None = None,
     ) -> bool:
-        """Stores the error; ``retry_pending`` if attempts remain, else ``failed``."""
+        """Stores the error; ``retry_pending`` if attempts remain, else ``failed``.
+
+        ``final`` marks an error that another attempt would meet again (a
+        request the API refuses as malformed, an answer cut off at the output
+        limit): the report is ``failed`` at once instead of spending its
+        remaining attempts on the same outcome.
+        """
         now = now or timezone.now()
-        exhausted = self.attempts >= settings.REPORTS_MAX_ATTEMPTS
+        exhausted = final or self.attempts >= settings.REPORTS_MAX_ATTEMPTS
         return self._finish(
             status=self.Status.FAILED if exhausted else self.Status.RETRY_PENDING,
             error_category=self.ErrorCategory(category),

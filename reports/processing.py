@@ -23,6 +23,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -33,9 +34,15 @@ from violations.services import (
     link_repost,
 )
 
-from .extraction import ExtractionError, ExtractionResult, extract_violations
+from .extraction import (
+    ExtractionError,
+    ExtractionResult,
+    Usage,
+    extract_violations,
+)
 from .limits import CallSlots, RequestPace, new_holder
 from .models import Report
+from .prompts import PROMPT_VERSION
 
 logger = logging.getLogger(__name__)
 
@@ -242,7 +249,12 @@ def store_extraction(
     drafts = [draft.violation_fields() for draft in extraction.drafts]
 
     with transaction.atomic():
-        record_usage(report, extraction)
+        record_usage(
+            report,
+            extraction.usage,
+            prompt_version=extraction.prompt_version,
+            model=extraction.model,
+        )
         if not drafts and not extraction.rejected:
             result = finish_ignored(report, extraction, started=started)
         elif not drafts:
@@ -255,19 +267,21 @@ def store_extraction(
     return result
 
 
-def record_usage(report: Report, extraction: ExtractionResult) -> None:
+def record_usage(
+    report: Report, usage: Usage, *, prompt_version: str, model: str
+) -> None:
     """Adds the call's tokens to the report; raises ClaimLost if not ours.
 
-    Tokens add up over attempts, so the fields hold what the report cost.
-    Updating the claimed row first also locks it (PostgreSQL) until the
-    transaction ends, so the claim cannot be taken over half-way.
+    Tokens add up over attempts, failed ones included, so the fields hold
+    what the report cost. Updating the claimed row first also locks it
+    (PostgreSQL) until the transaction ends, so the claim cannot be taken
+    over half-way.
     """
-    usage = extraction.usage
     updated = Report.objects.filter(
         pk=report.pk, status=Report.Status.PROCESSING, claim_token=report.claim_token
     ).update(
-        prompt_version=extraction.prompt_version or "",
-        model_name=extraction.model or "",
+        prompt_version=prompt_version or "",
+        model_name=model or "",
         **{name: F(name) + (getattr(usage, name) or 0) for name in Report.TOKEN_FIELDS},
     )
     if not updated:
@@ -370,7 +384,26 @@ def finish_failed_call(
 
     if error.category in DEFERRED_CATEGORIES or error.stops_batch:
         return release(report, error)
-    return fail(report, error.category, str(error), started=started)
+
+    with transaction.atomic():
+        if error.usage is not None:
+            record_usage(
+                report,
+                error.usage,
+                prompt_version=PROMPT_VERSION,
+                model=settings.CLAUDE_MODEL,
+            )
+        result = fail(
+            report,
+            error.category,
+            str(error),
+            started=started,
+            final=not error.retryable,
+        )
+    if error.usage is not None:
+        for kind in Report.TOKEN_FIELDS:
+            setattr(result, kind, getattr(error.usage, kind) or 0)
+    return result
 
 
 def release(report: Report, error: ExtractionError) -> ProcessingResult:
@@ -403,11 +436,22 @@ def release(report: Report, error: ExtractionError) -> ProcessingResult:
 
 
 def fail(
-    report: Report, category: str, message: str, *, started: float
+    report: Report,
+    category: str,
+    message: str,
+    *,
+    started: float,
+    final: bool = False,
 ) -> ProcessingResult:
-    """Stores the failure: ``retry_pending`` if attempts remain, else ``failed``."""
+    """Stores the failure: ``retry_pending`` if attempts remain, else ``failed``.
+
+    ``final``: the error would recur, so no attempt is left for it.
+    """
     elapsed_ms = elapsed_since(started)
-    if not report.mark_as_failed(category, message, processing_time_ms=elapsed_ms):
+    failed = report.mark_as_failed(
+        category, message, processing_time_ms=elapsed_ms, final=final
+    )
+    if not failed:
         return claim_lost(report)
     outcome = Outcome.FAILED if report.status == Report.Status.FAILED else Outcome.RETRY
     return ProcessingResult(

@@ -216,6 +216,40 @@ def test_an_api_error_spends_the_attempt_and_waits_for_a_retry(standin):
 
 
 @pytest.mark.django_db
+def test_a_request_the_api_refuses_fails_at_once_without_more_attempts(standin):
+    report = incident_report(standin)
+    standin.queue_fault("bad_request")
+
+    result = process_report(report)
+
+    report.refresh_from_db()
+    assert result.outcome == Outcome.FAILED
+    assert (report.status, report.attempts) == (Report.Status.FAILED, 1)
+    assert report.error_category == Report.ErrorCategory.BAD_REQUEST
+    assert Report.objects.ready_for_processing().count() == 0
+
+
+@pytest.mark.django_db
+def test_an_answer_cut_off_at_max_tokens_fails_at_once_and_keeps_its_tokens(
+    standin, settings
+):
+    settings.CLAUDE_MAX_TOKENS = 512
+    report = incident_report(standin)
+    standin.queue_fault("max_tokens")
+
+    result = process_report(report)
+
+    report.refresh_from_db()
+    assert (report.status, report.attempts) == (Report.Status.FAILED, 1)
+    assert report.error_category == Report.ErrorCategory.INVALID_OUTPUT
+    assert "cut off at 512 output tokens" in report.error_message
+    # The cut-off answer is billed: its tokens count in the report's cost.
+    assert report.output_tokens == 512
+    assert report.input_tokens > 0
+    assert result.output_tokens == 512
+
+
+@pytest.mark.django_db
 def test_the_last_allowed_attempt_failing_leaves_the_report_failed(standin, settings):
     report = incident_report(standin, attempts=2, status=Report.Status.RETRY_PENDING)
     Report.objects.filter(pk=report.pk).update(
